@@ -1,0 +1,39 @@
+# Two commands a new user needs (see README):
+#   make demo   set up, generate the embedded corpus, run the whole pipeline (offline)
+#   make test   set up, run the tests
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+export MPLBACKEND := Agg
+
+.PHONY: demo test lint bench setup clean-outputs
+
+setup: $(VENV)/.installed
+
+# torch first: the pinned CPU build lies on this machine's disk; letting pip
+# resolve torch through another package would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: setup
+	melodance data synth
+	dvc status data.dvc
+	dvc repro
+	@echo "--- dvc status (should be clean) ---"
+	dvc status
+	dvc metrics show
+	@echo "Runs: mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db"
+
+test: setup
+	pytest -q
+
+lint: setup
+	ruff check src tests benchmarks
+
+bench: setup
+	python benchmarks/run_all.py

@@ -1,0 +1,71 @@
+"""The ``melodance`` command line: parse, call library code, print.
+
+Each pipeline package contributes its subcommands through a small
+``commands`` module with a ``register(subparsers)`` function. Those modules
+import only the standard library at the top so that ``melodance --help``
+answers in well under a second; heavy libraries load inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from melodance import __version__
+
+COMMAND_MODULES = (
+    "melodance.data.commands",
+    "melodance.validate.commands",
+    "melodance.features.commands",
+    "melodance.train.commands",
+    "melodance.evaluate.commands",
+)
+
+DESCRIPTION = """\
+melodance: music-to-dance synthesis as a tracked, reproducible pipeline.
+
+Typical use (in a clone of this repository):
+  melodance data synth          write the embedded synthetic corpus into data/
+  dvc repro                     validate -> features -> train -> evaluate
+  mlflow ui --backend-store-uri sqlite:///$PWD/mlflow.db   compare runs
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="melodance", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"melodance {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+class UserError(Exception):
+    """An error caused by input or state the user can fix; printed without a traceback."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from melodance.data.layout import LayoutError
+
+    try:
+        rc = args.func(args)
+    except (UserError, LayoutError, FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"melodance {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

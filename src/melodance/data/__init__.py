@@ -1,0 +1,1 @@
+"""Dataset layout reader, synthetic corpus and import of real data."""

@@ -1,0 +1,74 @@
+"""The ``features`` section of ``params.yaml``.
+
+Every finding of the seed's preprocessing section (SEED-NOTES 1a-1e) is a
+switch here so that each can be ablated as a DVC experiment.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from melodance.params import Section
+
+
+class SplitConfig(Section):
+    """Split by original sequence, stratified by style, seeded."""
+
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    seed: int = 0
+    # Sequences whose first `opening_frames` frames are identical are one group
+    # (several Waltz takes share an opening) and land on one side of the split.
+    opening_frames: int = Field(25, ge=1)
+
+    @model_validator(mode="after")
+    def _fractions(self) -> SplitConfig:
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("val_fraction + test_fraction must leave a training split (< 1)")
+        return self
+
+
+class FeaturesConfig(Section):
+    """Feature extraction settings (the ``features`` section)."""
+
+    # 1a: the paper's 16 dims, or an 80-band log-mel spectrum.
+    music: Literal["seed16", "mel80"] = "seed16"
+    # 12800 / 512 = 25 frames per second: one hop is one motion frame.
+    sample_rate: int = Field(12800, gt=0)
+    hop_length: int = Field(512, gt=0)
+    n_fft: int = Field(2048, gt=0)
+    # 1e: temporal indexes as beat phase and relative position instead of raw counters.
+    temporal_normalize: bool = True
+    # 1b: one min-max per feature group, per dimension, or z-score per group.
+    normalize: Literal["per_feature", "per_dim", "zscore"] = "per_feature"
+    # 1c: overlapping windows; stride == window is the no-overlap ablation.
+    window: int = Field(120, ge=1)
+    stride: int = Field(30, ge=1)
+    # 1d: cut music to the dance's frames; False reads the music from the
+    # start of the song instead (the misaligned pairing).
+    align: bool = True
+    # 1d: split sequences where a joint (world coordinates) or the root moves
+    # more than max_jump_cm in one frame. 80 cm/frame = 20 m/s; the real data's
+    # fastest frame is 70 cm (a Tango capture glitch), dancers stay under 35.
+    split_discontinuities: bool = True
+    max_jump_cm: float = Field(80.0, gt=0.0)
+    min_segment_frames: int = Field(50, ge=2)
+    # Audio context read on each side of a span, so that windowed features
+    # (CQT, tempogram, beat tracking) at the span's edges see real audio.
+    context_s: float = Field(2.56, ge=0.0)
+    workers: int = Field(2, ge=1)
+    split: SplitConfig = SplitConfig()
+
+    @model_validator(mode="after")
+    def _checks(self) -> FeaturesConfig:
+        if self.stride > self.window:
+            raise ValueError(f"stride {self.stride} > window {self.window} would skip frames")
+        if self.n_fft < self.hop_length:
+            raise ValueError(f"n_fft {self.n_fft} < hop_length {self.hop_length}")
+        return self
+
+    @property
+    def fps(self) -> float:
+        return self.sample_rate / self.hop_length

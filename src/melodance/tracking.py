@@ -1,0 +1,285 @@
+"""The one place that talks to MLflow.
+
+Where runs go:
+- ``MLFLOW_TRACKING_URI`` when set (a team server, see README "Running as a team");
+- otherwise a SQLite database ``mlflow.db`` at the project root. Inside a DVC
+  stage the root is ``DVC_ROOT``, so runs of ``dvc exp run --temp/--queue``
+  (which execute in a copy under ``.dvc/tmp/exps``) land in the real project's
+  database instead of a throw-away copy.
+
+Every run is tagged with the git commit, the data hash from ``data.dvc``, the
+DVC experiment name (when DVC runs the stage) and the pipeline stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from melodance.params import repo_root
+
+DEFAULT_EXPERIMENT = "melodance"
+DB_NAME = "mlflow.db"
+
+
+def tracking_uri() -> str:
+    """The tracking URI runs are logged to."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(repo_root() / DB_NAME).as_posix()}"
+
+
+def artifact_location() -> str | None:
+    """Artifact root for newly created experiments (``mlartifacts/`` at the root)."""
+    env = os.environ.get("MELODANCE_ARTIFACT_ROOT")
+    if env:
+        return env
+    if tracking_uri().startswith("sqlite:"):
+        return (repo_root() / "mlartifacts").as_uri()
+    return None  # a tracking server decides
+
+
+def experiment_name() -> str:
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_EXPERIMENT)
+
+
+def _retry(fn, attempts: int = 8, delay_s: float = 0.25):
+    """Retry on SQLite lock contention (several processes on one mlflow.db)."""
+    for i in range(attempts):
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 - MLflow wraps sqlite errors in several types
+            if "locked" not in str(e) and "duplicate column" not in str(e) or i == attempts - 1:
+                raise
+            time.sleep(delay_s * (2**i))
+
+
+def setup() -> str:
+    """Point MLflow at our tracking URI and experiment; return the experiment id."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    name = experiment_name()
+
+    def _ensure():
+        exp = mlflow.get_experiment_by_name(name)
+        if exp is None:
+            try:
+                return mlflow.create_experiment(name, artifact_location=artifact_location())
+            except Exception:  # noqa: BLE001 - created meanwhile by another process
+                exp = mlflow.get_experiment_by_name(name)
+                if exp is None:
+                    raise
+        return exp.experiment_id
+
+    exp_id = _retry(_ensure)
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def _git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def data_hash(root: Path | None = None) -> str | None:
+    """The md5 that ``data.dvc`` records for ``data/`` (None when absent)."""
+    import yaml
+
+    root = root or repo_root()
+    # Prefer the working directory's data.dvc (the experiment's copy), then the root's.
+    for p in (Path("data.dvc"), root / "data.dvc"):
+        if p.is_file():
+            with open(p) as f:
+                d = yaml.safe_load(f) or {}
+            outs = d.get("outs") or [{}]
+            return outs[0].get("md5")
+    return None
+
+
+def standard_tags(stage: str | None = None) -> dict[str, str]:
+    root = repo_root()
+    tags = {
+        "melodance.git_commit": _git_commit(Path.cwd()) or _git_commit(root) or "unknown",
+        "melodance.data_hash": data_hash(root) or "unknown",
+        "melodance.pid": str(os.getpid()),
+    }
+    if stage:
+        tags["melodance.stage"] = stage
+    exp = os.environ.get("DVC_EXP_NAME")
+    if exp:
+        tags["melodance.dvc_exp"] = exp
+    return tags
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` for MLflow params."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+class _Terminated(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, params: dict | None = None, run_name: str | None = None,
+              tags: dict[str, str] | None = None, nested: bool = False,
+              run_id: str | None = None) -> Iterator[Any]:
+    """Open an MLflow run for a pipeline step.
+
+    The run ends FINISHED on success, KILLED on Ctrl-C or SIGTERM and FAILED
+    on any other exception, so no run is left RUNNING by a dying process
+    (SIGKILL aside: :func:`close_stale_runs` cleans those up).
+    Pass ``run_id`` to resume an existing run.
+    """
+    import mlflow
+
+    setup()
+    all_tags = {**standard_tags(stage), **(tags or {})}
+    run = _retry(lambda: mlflow.start_run(run_id=run_id, run_name=run_name, nested=nested,
+                                          tags=all_tags if run_id is None else None))
+    if run_id is not None:
+        mlflow.set_tags(all_tags)
+    if params:
+        log_params(params)
+
+    prev = signal.getsignal(signal.SIGTERM)
+
+    def _on_term(signum, frame):
+        raise _Terminated()
+
+    in_main = _is_main_thread()
+    if in_main:
+        signal.signal(signal.SIGTERM, _on_term)
+    try:
+        yield run
+    except (KeyboardInterrupt, _Terminated):
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, prev)
+
+
+def _is_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def log_params(params: dict) -> None:
+    import mlflow
+
+    flat = {k: ("" if v is None else str(v)[:6000]) for k, v in flatten(params).items()}
+    items = list(flat.items())
+    for i in range(0, len(items), 100):
+        _retry(lambda chunk=dict(items[i:i + 100]): mlflow.log_params(chunk))
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    import mlflow
+
+    clean = {k: float(v) for k, v in flatten(metrics).items() if v is not None}
+    _retry(lambda: mlflow.log_metrics(clean, step=step))
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    import mlflow
+
+    _retry(lambda: mlflow.set_tags({k: str(v) for k, v in tags.items()}))
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_artifacts(path: str | Path, artifact_path: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifacts(str(path), artifact_path=artifact_path)
+
+
+def log_dict(obj: dict, artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_dict(obj, artifact_file)
+
+
+def log_figure(fig, artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_figure(fig, artifact_file)
+
+
+def close_stale_runs(stage: str, status: str = "KILLED") -> int:
+    """Mark RUNNING runs of ``stage`` whose process died (e.g. SIGKILL) as ``status``.
+
+    Call this before starting a stage's new run. Returns how many were closed.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    exp_id = setup()
+    client = MlflowClient(tracking_uri())
+    runs = client.search_runs(
+        [exp_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`melodance.stage` = '{stage}'",
+    )
+    n = 0
+    for r in runs:
+        pid = r.data.tags.get("melodance.pid")
+        if pid and _pid_alive(int(pid)) and int(pid) != os.getpid():
+            continue
+        client.set_terminated(r.info.run_id, status=status)
+        n += 1
+    del mlflow
+    return n
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def log_metrics_to_run(run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+    """Add metrics to another (finished) run, e.g. test metrics onto the training run."""
+    import time as _time
+
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    setup()
+    ts = int(_time.time() * 1000)
+    ms = [Metric(k, float(v), ts, step or 0) for k, v in flatten(metrics).items() if v is not None]
+    client = MlflowClient(tracking_uri())
+    for i in range(0, len(ms), 500):
+        _retry(lambda chunk=ms[i:i + 500]: client.log_batch(run_id, metrics=chunk))

@@ -1,0 +1,1 @@
+"""Training of the LSTM models, tracked in MLflow, with checkpoints and resume."""

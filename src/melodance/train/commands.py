@@ -1,0 +1,37 @@
+"""``melodance train``: the train stage."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train the selected model variant on the features (MLflow-tracked)",
+        description="Train the model selected by params.yaml `model.variant` on the feature set, "
+        "log params, per-epoch train/validation curves, metrics and the model to MLflow, and "
+        "write the DVC outputs (model bundle, metrics.json, history.csv). A killed training "
+        "resumes from its last checkpoint when run again with the same settings.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--features", default="outputs/features", help="feature stage output folder")
+    p.add_argument("--out", default="outputs/train", help="output folder")
+    p.add_argument("--params", default="params.yaml", help="params file (sections model, train)")
+    p.add_argument("--tuned", default="outputs/tune/best_params.json",
+                   help="tuned parameters, used when train.use_tuned is true")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_train)
+
+
+def _train(args) -> int:
+    from pathlib import Path
+
+    from melodance.train.stage import load_configs, run_training
+
+    model_cfg, train_cfg = load_configs(args.params, Path(args.tuned))
+    metrics = run_training(Path(args.features), Path(args.out), model_cfg, train_cfg,
+                           progress=not args.no_progress)
+    print(f"trained {model_cfg.variant}: best epoch {metrics['best_epoch']}, "
+          f"val_loss {metrics['val_loss']:.4f}, "
+          f"val metric_loss {metrics['val_metric_loss_per_frame']:.2f} cm/frame")
+    return 0

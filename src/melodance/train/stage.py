@@ -1,0 +1,125 @@
+"""The ``train`` stage: fit a model on the features, track it in MLflow, write DVC outputs.
+
+Outputs (``out_dir``): ``model.pt`` (a :class:`~melodance.models.bundle.DanceBundle`),
+``metrics.json`` (DVC metrics), ``history.csv`` (DVC plots: per-epoch curves),
+``loss_curves.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+from pathlib import Path
+
+from melodance import io, tracking
+from melodance.models import ModelConfig
+from melodance.train.config import TrainConfig
+from melodance.train.loop import EpochStats, TrainResult, config_key, fit
+
+
+def history_csv(history: list[EpochStats]) -> str:
+    buf = _io.StringIO()
+    fields = list(EpochStats.__dataclass_fields__)
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    for h in history:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in h.__dict__.items()})
+    return buf.getvalue()
+
+
+def summary_metrics(result: TrainResult) -> dict:
+    best = result.best
+    return {
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
+        "train_loss": round(best.train_loss, 6),
+        "val_loss": round(best.val_loss, 6),
+        "val_recon_loss": round(best.val_recon_loss, 6),
+        "val_metric_loss": round(best.val_metric_loss, 3),
+        "val_metric_loss_per_frame": round(best.val_metric_loss_per_frame, 4),
+    }
+
+
+def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig,
+                 *, progress: bool = True, log_model: bool = True) -> dict:
+    """Train, log to MLflow, write the stage outputs; return the summary metrics."""
+    from melodance.features.pipeline import load_features
+    from melodance.models.bundle import DanceBundle
+    from melodance.train.plots import loss_curves
+
+    fs = load_features(features_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key = config_key(model_cfg.model_dump(), cfg.model_dump(exclude={"threads"}), fs.meta,
+                     tracking.data_hash())
+    ckpt = Path(cfg.checkpoint_dir) / f"train-{key}.pt"
+    tracking.close_stale_runs("train")
+    params = {"model": model_cfg.model_dump(), "train": cfg.model_dump(),
+              "features": fs.meta.get("config", {})}
+    tags = {"melodance.variant": model_cfg.variant, "melodance.checkpoint": str(ckpt)}
+    resumed = ckpt.is_file()
+    if resumed:
+        tags["melodance.resumed"] = "true"
+
+    with tracking.stage_run("train", params=params, run_name=f"train-{model_cfg.variant}",
+                            tags=tags) as run:
+        if resumed:
+            import torch
+
+            # Replay the epochs the interrupted attempt finished, so this run's curves are whole.
+            ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+            for h in ck["history"]:
+                tracking.log_metrics(EpochStats(**h).metrics(), step=h["epoch"])
+            tracking.set_tags({"melodance.resumed_from_epoch": ck["epoch"]})
+            del ck
+
+        def on_epoch(stats: EpochStats) -> None:
+            tracking.log_metrics(stats.metrics(), step=stats.epoch)
+
+        result = fit(fs, model_cfg, cfg, checkpoint_path=ckpt, on_epoch=on_epoch,
+                     progress=progress)
+        metrics = summary_metrics(result)
+        tracking.log_metrics({f"best_{k}": v for k, v in metrics.items()
+                              if isinstance(v, (int, float)) and not isinstance(v, bool)})
+
+        bundle = DanceBundle(result.model, fs.normalizers, fs.meta)
+        bundle.save(out_dir / "model.pt", extra={"run_id": run.info.run_id, "metrics": metrics})
+        io.write_json(out_dir / "metrics.json", metrics)
+        io.write_text(out_dir / "history.csv", history_csv(result.history))
+        fig = loss_curves(result.history, title=f"{model_cfg.variant}")
+        with io.atomic_path(out_dir / "loss_curves.png") as tmp:
+            fig.savefig(tmp, dpi=100)
+        tracking.log_figure(fig, "loss_curves.png")
+        tracking.log_artifact(out_dir / "history.csv")
+        tracking.log_artifact(out_dir / "metrics.json")
+        if log_model:
+            tracking.log_artifact(out_dir / "model.pt", "bundle")
+        io.write_json(out_dir / "run.json", {"run_id": run.info.run_id,
+                                             "experiment_id": run.info.experiment_id})
+    ckpt.unlink(missing_ok=True)
+    return metrics
+
+
+def load_configs(params_path, tuned_path: Path | None = None) -> tuple[ModelConfig, TrainConfig]:
+    """The ``model`` and ``train`` sections; with ``train.use_tuned``, overridden by the
+    tune stage's best parameters (keys ``model.*`` / ``train.*``)."""
+    import json
+
+    from melodance.params import load_section
+
+    model_cfg = load_section("model", ModelConfig, params_path)
+    cfg = load_section("train", TrainConfig, params_path)
+    if cfg.use_tuned:
+        if tuned_path is None or not Path(tuned_path).is_file():
+            raise FileNotFoundError(f"{tuned_path}: train.use_tuned is true but there are no "
+                                    "tuned parameters (run the tune stage)")
+        best = json.loads(Path(tuned_path).read_text())
+        over = {"model": {}, "train": {}}
+        for k, v in best.get("params", {}).items():
+            section, _, key = k.partition(".")
+            if section in over:
+                over[section][key] = v
+        model_cfg = ModelConfig.model_validate({**model_cfg.model_dump(), **over["model"]})
+        cfg = TrainConfig.model_validate({**cfg.model_dump(), **over["train"]})
+    return model_cfg, cfg
