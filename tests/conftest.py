@@ -36,3 +36,39 @@ def synth_corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth") / "data"
     write_corpus(out, SynthConfig())
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_features(synth_corpus, tmp_path_factory) -> Path:
+    """Features of the embedded corpus with short windows (fast training in tests)."""
+    from melodance.features.config import FeaturesConfig
+    from melodance.features.pipeline import build_features
+
+    out = tmp_path_factory.mktemp("features") / "features"
+    build_features(synth_corpus, out, FeaturesConfig(window=60, stride=20, workers=1),
+                   progress=False)
+    return out
+
+
+@pytest.fixture
+def mlflow_store(tmp_path, monkeypatch) -> str:
+    """A fresh MLflow SQLite store (a real one) for this test; returns its URI."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MELODANCE_ARTIFACT_ROOT", (tmp_path / "mlartifacts").as_uri())
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    return uri
+
+
+TINY_PARAMS = """
+model: {variant: lstm_autoencoder, hidden_size: 24, layers: 1, code_size: 8, mlp_hidden: 24, dropout: 0.0}
+train: {epochs: 2, batch_size: 16, threads: 1, patience: 5}
+"""
+
+
+@pytest.fixture
+def tiny_params(tmp_path) -> Path:
+    """A params.yaml for a tiny, fast model in this test's temporary folder."""
+    p = tmp_path / "params.yaml"
+    p.write_text(TINY_PARAMS)
+    return p

@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "melodance.features.commands",
     "melodance.train.commands",
     "melodance.evaluate.commands",
+    "melodance.tune.commands",
+    "melodance.serve.commands",
 )
 
 DESCRIPTION = """\

@@ -18,8 +18,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from melodance.params import repo_root
 
@@ -141,19 +142,25 @@ class _Terminated(Exception):
 @contextlib.contextmanager
 def stage_run(stage: str, params: dict | None = None, run_name: str | None = None,
               tags: dict[str, str] | None = None, nested: bool = False,
-              run_id: str | None = None) -> Iterator[Any]:
+              run_id: str | None = None, parent_run_id: str | None = None,
+              killed_on: tuple[type[BaseException], ...] = ()) -> Iterator[Any]:
     """Open an MLflow run for a pipeline step.
 
     The run ends FINISHED on success, KILLED on Ctrl-C or SIGTERM and FAILED
     on any other exception, so no run is left RUNNING by a dying process
     (SIGKILL aside: :func:`close_stale_runs` cleans those up).
-    Pass ``run_id`` to resume an existing run.
+    Pass ``run_id`` to resume an existing run, ``parent_run_id`` to nest the
+    run under a run of another process (Optuna trials), ``killed_on`` for
+    exceptions that mean "stopped on purpose" (a pruned trial) rather than failed.
     """
     import mlflow
 
     setup()
+    if parent_run_id is not None and mlflow.active_run() is not None:
+        nested = True  # a worker running inside the study's own process
     all_tags = {**standard_tags(stage), **(tags or {})}
     run = _retry(lambda: mlflow.start_run(run_id=run_id, run_name=run_name, nested=nested,
+                                          parent_run_id=parent_run_id,
                                           tags=all_tags if run_id is None else None))
     if run_id is not None:
         mlflow.set_tags(all_tags)
@@ -170,14 +177,14 @@ def stage_run(stage: str, params: dict | None = None, run_name: str | None = Non
         signal.signal(signal.SIGTERM, _on_term)
     try:
         yield run
-    except (KeyboardInterrupt, _Terminated):
-        mlflow.end_run(status="KILLED")
+    except (KeyboardInterrupt, _Terminated, *killed_on):
+        _retry(lambda: mlflow.end_run(status="KILLED"))
         raise
     except BaseException:
-        mlflow.end_run(status="FAILED")
+        _retry(lambda: mlflow.end_run(status="FAILED"))
         raise
     else:
-        mlflow.end_run(status="FINISHED")
+        _retry(lambda: mlflow.end_run(status="FINISHED"))
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, prev)
@@ -283,3 +290,71 @@ def log_metrics_to_run(run_id: str, metrics: dict[str, float], step: int | None 
     client = MlflowClient(tracking_uri())
     for i in range(0, len(ms), 500):
         _retry(lambda chunk=ms[i:i + 500]: client.log_batch(run_id, metrics=chunk))
+
+
+def log_dance_model(bundle_path: str | Path, name: str = "model"):
+    """Log a trained bundle as the run's MLflow pyfunc model (see serve.pyfunc)."""
+    from melodance.serve.pyfunc import log_model
+
+    return _retry(lambda: log_model(Path(bundle_path), name=name))
+
+
+# ----------------------------------------------------------------------------- model registry
+
+REGISTERED_MODEL = "melodance"
+CHAMPION = "champion"
+
+
+def client():
+    from mlflow.tracking import MlflowClient
+
+    setup()
+    return MlflowClient(tracking_uri())
+
+
+def run_model_uri(run_id: str, name: str = "model") -> str:
+    """The URI of the pyfunc model logged in a run."""
+    return f"runs:/{run_id}/{name}"
+
+
+def register_version(run_id: str, tags: dict[str, str]) -> str:
+    """Register the run's model as a new version of ``melodance``; return the version."""
+    import mlflow
+
+    setup()
+    mv = _retry(lambda: mlflow.register_model(run_model_uri(run_id), REGISTERED_MODEL,
+                                              tags={k: str(v) for k, v in tags.items()}))
+    return str(mv.version)
+
+
+def champion_version() -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client().get_model_version_by_alias(REGISTERED_MODEL, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def model_version_tags(version: str) -> dict[str, str]:
+    return dict(client().get_model_version(REGISTERED_MODEL, version).tags)
+
+
+def set_champion(version: str) -> None:
+    c = client()
+    _retry(lambda: c.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version))
+
+
+def set_registered_model_tag(key: str, value: str) -> None:
+    c = client()
+    _retry(lambda: c.set_registered_model_tag(REGISTERED_MODEL, key, value))
+
+
+def registered_model_tags() -> dict[str, str]:
+    return dict(client().get_registered_model(REGISTERED_MODEL).tags)
+
+
+def model_versions() -> list[dict]:
+    vs = client().search_model_versions(f"name = '{REGISTERED_MODEL}'")
+    return sorted(({"version": str(v.version), "run_id": v.run_id, "tags": dict(v.tags),
+                    "aliases": list(v.aliases)} for v in vs), key=lambda d: int(d["version"]))

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from melodance import FPS
 from melodance.params import Section
 
 
@@ -49,15 +50,20 @@ class FeaturesConfig(Section):
     # 1d: cut music to the dance's frames; False reads the music from the
     # start of the song instead (the misaligned pairing).
     align: bool = True
-    # 1d: split sequences where a joint (world coordinates) or the root moves
-    # more than max_jump_cm in one frame. 80 cm/frame = 20 m/s; the real data's
-    # fastest frame is 70 cm (a Tango capture glitch), dancers stay under 35.
+    # 1d: split sequences where a joint (world coordinates) moves more than
+    # max_jump_cm, or the root more than max_root_step_cm, in one frame. The
+    # bounds of the validation gate: 80 cm/frame = 20 m/s (validate's
+    # max_joint_speed_cm_s; real data up to 70, a Tango capture glitch) and
+    # 30 cm/frame (validate's max_root_step_cm; real data up to 19).
     split_discontinuities: bool = True
     max_jump_cm: float = Field(80.0, gt=0.0)
+    max_root_step_cm: float = Field(30.0, gt=0.0)
     min_segment_frames: int = Field(50, ge=2)
-    # Audio context read on each side of a span, so that windowed features
-    # (CQT, tempogram, beat tracking) at the span's edges see real audio.
-    context_s: float = Field(2.56, ge=0.0)
+    # Audio read on each side of a span, so that the features of its edge
+    # frames see real audio: the tempogram window reaches 1.92 s, the onset
+    # envelope's STFT 0.08 s further, the longest CQT filter 0.8 s. Beats in
+    # the context also place the beat grid before the first beat of the span.
+    context_s: float = Field(2.0, ge=0.0)
     workers: int = Field(2, ge=1)
     split: SplitConfig = SplitConfig()
 
@@ -65,6 +71,11 @@ class FeaturesConfig(Section):
     def _checks(self) -> FeaturesConfig:
         if self.stride > self.window:
             raise ValueError(f"stride {self.stride} > window {self.window} would skip frames")
+        if abs(self.sample_rate / self.hop_length - FPS) > 1e-9:
+            raise ValueError(
+                f"sample_rate / hop_length = {self.sample_rate}/{self.hop_length} must be "
+                f"{FPS:g} (one music frame per motion frame)"
+            )
         if self.n_fft < self.hop_length:
             raise ValueError(f"n_fft {self.n_fft} < hop_length {self.hop_length}")
         return self

@@ -7,7 +7,7 @@ disagree with training.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ class DanceBundle:
     model: DanceModel
     normalizers: dict            # "music", "temporal", "motion" -> features.normalize.Normalizer
     features_meta: dict          # features.pipeline.FeatureSet.meta (config, groups, fps, dims)
+    extra: dict = field(default_factory=dict)  # e.g. the MLflow run id and metrics of training
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
         from melodance import io
@@ -33,7 +34,7 @@ class DanceBundle:
             "state_dict": self.model.state_dict(),
             "normalizers": {k: v.to_dict() for k, v in self.normalizers.items()},
             "features_meta": self.features_meta,
-            "extra": extra or {},
+            "extra": {**self.extra, **(extra or {})},
         }
         with io.atomic_path(path) as tmp:
             torch.save(payload, tmp)
@@ -52,7 +53,7 @@ class DanceBundle:
         model.load_state_dict(payload["state_dict"])
         model.eval()
         norms = {k: Normalizer.from_dict(v) for k, v in payload["normalizers"].items()}
-        return cls(model, norms, payload["features_meta"])
+        return cls(model, norms, payload["features_meta"], payload.get("extra") or {})
 
     def generate_features(self, music: np.ndarray, temporal: np.ndarray) -> np.ndarray:
         """Raw (unnormalised) music [T, Dm] and temporal [T, 3] -> raw motion features [T, Dmo]."""

@@ -94,7 +94,7 @@ def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg:
         tracking.log_artifact(out_dir / "history.csv")
         tracking.log_artifact(out_dir / "metrics.json")
         if log_model:
-            tracking.log_artifact(out_dir / "model.pt", "bundle")
+            tracking.log_dance_model(out_dir / "model.pt")
         io.write_json(out_dir / "run.json", {"run_id": run.info.run_id,
                                              "experiment_id": run.info.experiment_id})
     ckpt.unlink(missing_ok=True)

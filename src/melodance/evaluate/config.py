@@ -1,0 +1,12 @@
+"""The ``evaluate`` section of params.yaml."""
+
+from __future__ import annotations
+
+from melodance.params import Section
+
+
+class EvaluateConfig(Section):
+    split: str = "test"              # which split to score
+    bas_sigma_s: float = 0.05        # beat alignment tolerance, seconds (3 frames at 60 fps)
+    kin_smooth_s: float = 5 / 60     # Gaussian smoothing of joint speed for kinematic beats, s
+    fid_clip_s: float = 10.0         # FID/diversity features per clip of this length, s

@@ -1,0 +1,1 @@
+"""The model package (MLflow pyfunc), the model registry and serving."""

@@ -1,0 +1,1 @@
+"""Optuna tuning of the LSTM, tracked as nested MLflow runs."""

@@ -1,0 +1,37 @@
+"""``melodance tune``: the tune stage."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "tune", help="tune the LSTM with Optuna (nested MLflow runs, parallel workers)",
+        description="Run an Optuna study (TPE, seeded; median or successive-halving pruning on "
+        "the per-epoch validation loss) over the training of the variant in params.yaml. "
+        "Search space and budget: the `tune` section. The study lives in `tune.storage` (a "
+        "journal file shared by local workers, or a postgresql:// URL shared by machines): "
+        "run the same command on another machine with the same storage to join the study. "
+        "Writes the best parameters for the train stage (train.use_tuned).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--features", default="outputs/features", help="feature stage output folder")
+    p.add_argument("--out", default="outputs/tune", help="output folder (best_params.json, plots)")
+    p.add_argument("--params", default="params.yaml", help="params file (sections tune, model, train)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes on this machine (default: tune.workers)")
+    p.set_defaults(func=_tune)
+
+
+def _tune(args) -> int:
+    from pathlib import Path
+
+    from melodance.tune.study import run_tune
+
+    best = run_tune(Path(args.features), Path(args.out), args.params, workers=args.workers)
+    print(f"study {best['study']}: best trial {best['trial']} val_loss {best['value']:.5f} "
+          f"({best['n_complete']} complete, {best['n_pruned']} pruned, {best['n_failed']} failed)")
+    for k, v in best["params"].items():
+        print(f"  {k} = {v}")
+    return 0

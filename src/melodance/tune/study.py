@@ -1,0 +1,311 @@
+"""An Optuna study over the training of one model variant.
+
+Storage: a journal file (default; safe for several processes on one machine)
+or a PostgreSQL URL (several machines; heartbeats mark a dead worker's trial
+failed). Either way a trial whose worker died is marked FAIL and re-queued
+with the same parameters (``tune.max_retry`` times).
+
+MLflow: one parent run per study; every trial is a nested child run with its
+parameters and per-epoch curves. Pruned trials end KILLED, failed ones FAILED.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from melodance import tracking
+from melodance.models import ModelConfig
+from melodance.train.config import TrainConfig
+from melodance.tune.config import Dim, TuneConfig
+
+PARENT_ATTR = "mlflow_parent_run_id"
+
+
+@dataclass
+class Setup:
+    """Everything a worker needs, serialisable to JSON for worker processes."""
+
+    features_dir: str
+    params_path: str
+    study_name: str
+    parent_run_id: str
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+
+def is_url(storage: str) -> bool:
+    return "://" in storage
+
+
+def make_storage(cfg: TuneConfig):
+    import optuna
+
+    if is_url(cfg.storage):
+        return optuna.storages.RDBStorage(
+            cfg.storage, heartbeat_interval=cfg.heartbeat_s, grace_period=2 * cfg.heartbeat_s,
+            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(
+                max_retry=cfg.max_retry),
+        )
+    path = Path(cfg.storage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+
+def make_pruner(cfg: TuneConfig):
+    import optuna
+
+    if cfg.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if cfg.pruner == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    return optuna.pruners.NopPruner()
+
+
+def default_study_name(model_cfg: ModelConfig, cfg: TuneConfig, data_hash: str | None) -> str:
+    blob = json.dumps([model_cfg.variant, cfg.model_dump(exclude={"workers", "timeout_s"}),
+                       data_hash], sort_keys=True, default=str)
+    return f"melodance-{model_cfg.variant}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
+def suggest(trial, space: dict[str, Dim]) -> dict:
+    out = {}
+    for name, d in space.items():
+        if d.choices is not None:
+            out[name] = trial.suggest_categorical(name, d.choices)
+        elif d.integer:
+            out[name] = trial.suggest_int(name, int(d.low), int(d.high), log=d.log)
+        else:
+            out[name] = trial.suggest_float(name, d.low, d.high, log=d.log)
+    return out
+
+
+def apply_params(params: dict, model_cfg: ModelConfig, train_cfg: TrainConfig):
+    """Split ``{"model.x": v, "train.y": w, "features.window": n}`` onto the configs.
+
+    Returns ``(model_cfg, train_cfg, window)``; window is None when not tuned.
+    """
+    over: dict[str, dict] = {"model": {}, "train": {}, "features": {}}
+    for key, value in params.items():
+        section, _, name = key.partition(".")
+        if section not in over:
+            raise ValueError(f"tune.space: {key!r} is not a model.*, train.* or features.* setting")
+        over[section][name] = value
+    unknown = set(over["features"]) - {"window"}
+    if unknown:
+        raise ValueError(f"tune.space: features.{unknown.pop()} cannot be tuned (only window)")
+    m = ModelConfig.model_validate({**model_cfg.model_dump(), **over["model"]})
+    t = TrainConfig.model_validate({**train_cfg.model_dump(), **over["train"]})
+    return m, t, over["features"].get("window")
+
+
+def fail_dead_local_trials(study, max_retry: int) -> int:
+    """Journal storage has no heartbeat: a RUNNING trial whose worker process on this
+    host is gone is marked FAIL and its parameters re-queued (once per ``max_retry``)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    host = socket.gethostname()
+    now = datetime.datetime.now()
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if "pid" not in t.user_attrs:
+            # Just created by a live worker that has not written its pid yet; only a
+            # trial left that way for long belongs to a worker that died at once.
+            if t.datetime_start and (now - t.datetime_start).total_seconds() < 60:
+                continue
+        elif t.user_attrs.get("host") != host or _alive(t.user_attrs["pid"]):
+            continue
+        try:
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # another worker got there first
+        n += 1
+        retries = int(t.user_attrs.get("retries", 0))
+        if retries < max_retry:
+            study.enqueue_trial(t.params, user_attrs={"retries": retries + 1,
+                                                      "retried_from": t.number})
+    return n
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_worker(setup: Setup, worker_index: int = 0) -> None:
+    """Run trials on the shared study until it holds ``n_trials`` finished trials."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from melodance.features.pipeline import load_features
+    from melodance.params import load_section
+    from melodance.train.loop import fit
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cfg = load_section("tune", TuneConfig, setup.params_path)
+    base_model = load_section("model", ModelConfig, setup.params_path)
+    base_train = load_section("train", TrainConfig, setup.params_path)
+    fs = load_features(setup.features_dir)
+    storage = make_storage(cfg)
+    sampler = optuna.samplers.TPESampler(seed=cfg.seed + worker_index)
+    study = optuna.load_study(study_name=setup.study_name, storage=storage, sampler=sampler,
+                              pruner=make_pruner(cfg))
+    if not is_url(cfg.storage):
+        fail_dead_local_trials(study, cfg.max_retry)
+    space = cfg.search_space()
+
+    def objective(trial):
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        trial.set_user_attr("worker", worker_index)
+        params = suggest(trial, space)
+        m, t, window = apply_params(params, base_model, base_train)
+        t = TrainConfig.model_validate({**t.model_dump(), "epochs": cfg.epochs,
+                                        "patience": cfg.epochs, "threads": 1})
+        with tracking.stage_run("tune-trial", params={"trial": params, "model": m.model_dump(),
+                                                      "train": t.model_dump()},
+                                run_name=f"trial-{trial.number}",
+                                parent_run_id=setup.parent_run_id,
+                                tags={"melodance.trial": str(trial.number),
+                                      "melodance.study": setup.study_name,
+                                      "melodance.variant": m.variant},
+                                killed_on=(optuna.TrialPruned,)):
+            def on_epoch(stats):
+                tracking.log_metrics(stats.metrics(), step=stats.epoch)
+                trial.report(stats.val_loss, stats.epoch)
+                if trial.should_prune():
+                    tracking.set_tags({"melodance.pruned_at_epoch": stats.epoch})
+                    raise optuna.TrialPruned()
+
+            result = fit(fs, m, t, on_epoch=on_epoch, progress=False, window=window)
+            value = result.best.val_loss
+            tracking.log_metrics({"best_val_loss": value})
+        return value
+
+    done_states = (TrialState.COMPLETE, TrialState.PRUNED)
+
+    def enough(study, _trial) -> None:
+        done = len(study.get_trials(deepcopy=False, states=done_states))
+        failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+        if done >= cfg.n_trials or failed > cfg.n_trials:
+            study.stop()
+
+    if len(study.get_trials(deepcopy=False, states=done_states)) >= cfg.n_trials:
+        return
+    study.optimize(objective, timeout=cfg.timeout_s, callbacks=[enough],
+                   catch=(RuntimeError, ValueError, FloatingPointError))
+
+
+def run_tune(features_dir: Path, out_dir: Path, params_path: str = "params.yaml",
+             workers: int | None = None, progress: bool = True) -> dict:
+    """Create or join the study, run the workers, write ``best_params.json`` and plots."""
+    import optuna
+
+    from melodance import io
+    from melodance.params import load_section
+
+    cfg = load_section("tune", TuneConfig, params_path)
+    model_cfg = load_section("model", ModelConfig, params_path)
+    workers = workers or cfg.workers
+    name = cfg.study_name or default_study_name(model_cfg, cfg, tracking.data_hash())
+    storage = make_storage(cfg)
+    study = optuna.create_study(study_name=name, storage=storage, direction="minimize",
+                                load_if_exists=True)
+    tracking.setup()  # create the MLflow database once, before workers race for it
+    parent_id = study.user_attrs.get(PARENT_ATTR)
+    parent_params = {"tune": cfg.model_dump(mode="json"), "model": model_cfg.model_dump()}
+    with tracking.stage_run("tune", params=None if parent_id else parent_params,
+                            run_name=f"tune-{name}", run_id=parent_id,
+                            tags={"melodance.study": name,
+                                  "melodance.variant": model_cfg.variant}) as parent:
+        if not parent_id:
+            study.set_user_attr(PARENT_ATTR, parent.info.run_id)
+        setup = Setup(str(features_dir), str(params_path), name, parent.info.run_id)
+        if workers <= 1:
+            run_worker(setup, 0)
+        else:
+            spawn_workers(setup, workers)
+        best = summarise(study, cfg, Path(out_dir))
+        tracking.log_params({f"best.{k}": v for k, v in best["params"].items()})
+        tracking.log_metrics({"best_value": best["value"], "n_trials": best["n_trials"],
+                              "n_pruned": best["n_pruned"], "n_failed": best["n_failed"]})
+        tracking.log_artifacts(out_dir)
+    io.write_json(Path(out_dir) / "best_params.json", best)
+    return best
+
+
+def spawn_workers(setup: Setup, workers: int) -> None:
+    """N worker processes on the one study; each is ``python -m melodance.tune.worker``."""
+    procs = [subprocess.Popen([sys.executable, "-m", "melodance.tune.worker", setup.to_json(),
+                               str(i)]) for i in range(workers)]
+    codes = [p.wait() for p in procs]
+    bad = [i for i, c in enumerate(codes) if c != 0]
+    if len(bad) == workers:
+        raise RuntimeError(f"all {workers} tuning workers failed (exit codes {codes})")
+
+
+def summarise(study, cfg: TuneConfig, out_dir: Path) -> dict:
+    """Best trial and Optuna's plots (optimisation history, parameter importances)."""
+    from optuna.trial import TrialState
+
+    from melodance import io
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not complete:
+        raise RuntimeError(f"study {study.study_name}: no trial completed "
+                           f"({len(trials)} trials; see the MLflow runs)")
+    best = study.best_trial
+    info = {
+        "study": study.study_name, "trial": best.number, "value": best.value,
+        "params": best.params, "n_trials": len(trials),
+        "n_complete": len(complete),
+        "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "n_failed": sum(t.state == TrialState.FAIL for t in trials),
+    }
+    _plots(study, out_dir)
+    io.write_json(out_dir / "trials.json", [
+        {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
+        for t in trials])
+    return info
+
+
+def _plots(study, out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna.visualization.matplotlib as ovm
+
+    from melodance import io
+
+    for name, fn in (("optimization_history", ovm.plot_optimization_history),
+                     ("param_importances", ovm.plot_param_importances)):
+        try:
+            ax = fn(study)
+        except (ValueError, RuntimeError, ZeroDivisionError) as e:  # e.g. too few trials
+            print(f"tune: no {name} plot ({e})", file=sys.stderr)
+            continue
+        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        fig.set_size_inches(8, 5)
+        fig.tight_layout()
+        with io.atomic_path(out_dir / f"{name}.png") as tmp:
+            fig.savefig(tmp, dpi=100)
+        plt.close(fig)
