@@ -23,7 +23,7 @@ def trained(tmp_path, tiny_features, tiny_params, mlflow_store, monkeypatch):
     from melodance.train.stage import load_configs, run_training
 
     monkeypatch.chdir(tmp_path)
-    model_cfg, train_cfg = load_configs(tiny_params)
+    model_cfg, train_cfg, _ = load_configs(tiny_params)
     metrics = run_training(tiny_features, tmp_path / "train", model_cfg, train_cfg, progress=False)
     run = json.loads((tmp_path / "train" / "run.json").read_text())
     return {"run_id": run["run_id"], "metrics": metrics, "dir": tmp_path / "train"}

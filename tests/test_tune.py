@@ -78,8 +78,8 @@ def test_two_workers_one_study(tmp_path, tiny_features, mlflow_store, monkeypatc
     # The parent carries the best trial's parameters and value, and Optuna's plots.
     assert parent.data.params["best.train.lr"] == str(best["params"]["train.lr"])
     assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
-    arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert "optimization_history.png" in arts
+    arts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert "plots/optimization_history.png" in arts
     saved = json.loads((tmp_path / "tune" / "best_params.json").read_text())
     assert saved["params"] == study.best_params
 

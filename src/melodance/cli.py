@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "melodance.evaluate.commands",
     "melodance.tune.commands",
     "melodance.serve.commands",
+    "melodance.render.commands",
 )
 
 DESCRIPTION = """\

@@ -114,7 +114,7 @@ STYLES: dict[str, Style] = {
         steps=((1.0, 14.0), (2.0, 0.0), (3.0, 0.0), (3.5, 0.0), (4.0, 0.0)),
         cycle_beats=4, rock_flips=True, swing_beats=0.5, lift_cm=6.0, speed_cm_s=50.0,
         sway_cm=4.0, sway_beats=0.4, roll_deg=6.0, bob_cm=(-1.0, 0.5, -0.5, 0.5),
-        twist_deg=30.0, turn_deg=30.0, hold=False, arm_swing_deg=40.0, arm_raise_deg=70.0,
+        twist_deg=30.0, turn_deg=8.0, hold=False, arm_swing_deg=40.0, arm_raise_deg=70.0,
     ),
     "R": Style(
         "R", "rumba", bpm=(96.0, 108.0), beats_per_bar=4, minor_p=0.6,
@@ -122,7 +122,7 @@ STYLES: dict[str, Style] = {
         steps=((1.0, 12.0), (2.0, 0.0), (3.0, 0.0)),
         cycle_beats=4, rock_flips=True, swing_beats=1.0, lift_cm=4.0, speed_cm_s=38.0,
         sway_cm=6.0, sway_beats=1.0, roll_deg=9.0, bob_cm=(-1.0, 0.0, 0.5, 0.0),
-        twist_deg=30.0, turn_deg=40.0, hold=False, arm_swing_deg=40.0, arm_raise_deg=80.0,
+        twist_deg=30.0, turn_deg=10.0, hold=False, arm_swing_deg=40.0, arm_raise_deg=80.0,
     ),
     "T": Style(
         "T", "tango", bpm=(120.0, 132.0), beats_per_bar=4, minor_p=1.0,
@@ -130,7 +130,7 @@ STYLES: dict[str, Style] = {
         steps=((0.0, 0.0), (2.0, 0.0), (4.0, 0.0), (5.0, 0.0), (6.0, 0.0)),
         cycle_beats=8, rock_flips=False, swing_beats=1.0, lift_cm=6.0, speed_cm_s=50.0,
         sway_cm=1.5, sway_beats=0.25, roll_deg=2.0, bob_cm=(0.0, 0.0, 0.0, 0.0),
-        twist_deg=25.0, turn_deg=45.0, hold=True, arm_swing_deg=10.0, arm_raise_deg=0.0,
+        twist_deg=25.0, turn_deg=12.0, hold=True, arm_swing_deg=10.0, arm_raise_deg=0.0,
     ),
     "W": Style(
         "W", "waltz", bpm=(84.0, 96.0), beats_per_bar=3, minor_p=0.2,
@@ -138,7 +138,7 @@ STYLES: dict[str, Style] = {
         steps=((0.0, 0.0), (1.0, 0.0), (2.0, 0.0)),
         cycle_beats=3, rock_flips=False, swing_beats=1.0, lift_cm=5.0, speed_cm_s=50.0,
         sway_cm=2.0, sway_beats=0.5, roll_deg=3.0, bob_cm=(-4.0, 0.0, 1.5),
-        twist_deg=15.0, turn_deg=90.0, hold=True, arm_swing_deg=8.0, arm_raise_deg=0.0,
+        twist_deg=15.0, turn_deg=15.0, hold=True, arm_swing_deg=8.0, arm_raise_deg=0.0,
     ),
 }
 STYLE_ORDER = ("C", "R", "T", "W")
@@ -560,7 +560,7 @@ def _plan_path(plan: SequencePlan, style: Style, rng: np.random.Generator):
     centre = rng.uniform(-80.0, 80.0, size=2)
     theta0 = float(rng.uniform(0.0, 2.0 * np.pi))
     bar = plan.beat_s * plan.beats_per_bar
-    turn_bars = 2.0
+    turn_bars = 1.0
 
     def xz(t):
         th = theta0 + style.speed_cm_s * t / radius

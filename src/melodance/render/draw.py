@@ -44,6 +44,7 @@ class View:
         distance_cm: camera distance from its target.
         target_height_cm: height of the camera target above the floor.
         follow_s: Gaussian smoothing (sigma, seconds) of the root trajectory followed.
+        max_lag_cm: farthest the camera target may trail the root.
         grid_cm: floor grid spacing; grid_radius_cm: radius of the grid disc around the target.
     """
 
@@ -55,6 +56,7 @@ class View:
     distance_cm: float = 430.0
     target_height_cm: float = 92.0
     follow_s: float = 0.8
+    max_lag_cm: float = 60.0
     grid_cm: float = 50.0
     grid_radius_cm: float = 420.0
 
@@ -80,6 +82,10 @@ def camera_path(root: np.ndarray, floor_y: float, fps: float, view: View
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Camera positions following the smoothed root, and the fixed camera axes.
 
+    The target follows the root smoothed over ``view.follow_s``, held within
+    ``view.max_lag_cm`` of the root itself so that a fast-travelling (or
+    badly generated, drifting) dancer never leaves the frame.
+
     Args:
         root: [T, 3] root trajectory, world cm.
         floor_y: floor height, cm.
@@ -92,11 +98,16 @@ def camera_path(root: np.ndarray, floor_y: float, fps: float, view: View
     """
     from scipy.ndimage import gaussian_filter1d
 
-    target = np.empty((len(root), 3))
-    xz = np.asarray(root, dtype=np.float64)[:, [0, 2]]
+    root = np.asarray(root, dtype=np.float64)
     sigma = view.follow_s * fps
-    target[:, [0, 2]] = gaussian_filter1d(xz, sigma, axis=0, mode="nearest") if sigma > 0 else xz
-    target[:, 1] = floor_y + view.target_height_cm
+    smooth = gaussian_filter1d(root, sigma, axis=0, mode="nearest") if sigma > 0 else root.copy()
+    lag = smooth - root
+    norm = np.linalg.norm(lag, axis=1, keepdims=True)
+    smooth = root + lag * np.minimum(1.0, view.max_lag_cm / np.maximum(norm, 1e-9))
+    # Aim at the usual hip height above the floor; follow the root up and down
+    # only as far as it strays from its median height.
+    target = smooth
+    target[:, 1] += floor_y + view.target_height_cm - np.median(root[:, 1])
     az, el = np.radians(view.azimuth_deg), np.radians(view.elevation_deg)
     back = np.array([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)])
     eye = target + view.distance_cm * back

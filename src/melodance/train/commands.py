@@ -28,9 +28,9 @@ def _train(args) -> int:
 
     from melodance.train.stage import load_configs, run_training
 
-    model_cfg, train_cfg = load_configs(args.params, Path(args.tuned))
+    model_cfg, train_cfg, window = load_configs(args.params, Path(args.tuned))
     metrics = run_training(Path(args.features), Path(args.out), model_cfg, train_cfg,
-                           progress=not args.no_progress)
+                           window=window, progress=not args.no_progress)
     print(f"trained {model_cfg.variant}: best epoch {metrics['best_epoch']}, "
           f"val_loss {metrics['val_loss']:.4f}, "
           f"val metric_loss {metrics['val_metric_loss_per_frame']:.2f} cm/frame")

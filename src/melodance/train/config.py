@@ -18,3 +18,22 @@ class TrainConfig(Section):
     threads: int = 2              # torch CPU threads
     use_tuned: bool = False       # take model/train values from the tune stage's best_params.json
     checkpoint_dir: str = "outputs/checkpoints"
+
+
+def apply_overrides(params: dict, model_cfg, train_cfg: TrainConfig):
+    """Put ``{"model.x": v, "train.y": w, "features.window": n}`` (tuned values) onto the configs.
+
+    Returns ``(model_cfg, train_cfg, window)``; ``window`` (frames) is None when not given.
+    """
+    over: dict[str, dict] = {"model": {}, "train": {}, "features": {}}
+    for key, value in params.items():
+        section, _, name = key.partition(".")
+        if section not in over:
+            raise ValueError(f"{key!r} is not a model.*, train.* or features.window setting")
+        over[section][name] = value
+    unknown = set(over["features"]) - {"window"}
+    if unknown:
+        raise ValueError(f"features.{unknown.pop()} cannot be tuned (only features.window)")
+    m = type(model_cfg).model_validate({**model_cfg.model_dump(), **over["model"]})
+    t = TrainConfig.model_validate({**train_cfg.model_dump(), **over["train"]})
+    return m, t, over["features"].get("window")

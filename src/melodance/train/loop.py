@@ -22,8 +22,6 @@ from melodance.models import ModelConfig, build_model
 from melodance.models.lstm import DanceModel
 from melodance.train.config import TrainConfig
 
-N_POSE = 69  # root-relative joint coordinates at the start of the motion features (23 x 3)
-
 
 @dataclass
 class EpochStats:
@@ -96,13 +94,15 @@ def metric_loss_on_sequences(model: DanceModel, sequences: list[dict], motion_no
     Returns (sum over all frames of the per-frame pose error, mean per frame), cm.
     """
     from melodance.evaluate.metrics import metric_loss
+    from melodance.features.motion import motion_from_features
 
     total, frames = 0.0, 0
+    origin = np.zeros(3, np.float32)
     for seq in sequences:
         temporal = torch.from_numpy(seq["temporal"]) if model.cfg.uses_temporal else None
         pred = model.generate(torch.from_numpy(seq["music"]), temporal).numpy()
-        pred = motion_norm.inverse_transform(pred)[:, :N_POSE].reshape(-1, 23, 3)
-        true = seq["motion_raw"][:, :N_POSE].reshape(-1, 23, 3)
+        pred, _ = motion_from_features(motion_norm.inverse_transform(pred), origin)
+        true, _ = motion_from_features(seq["motion_raw"], origin)
         total += metric_loss(pred, true)
         frames += len(true)
     return total, total / max(frames, 1)

@@ -42,7 +42,7 @@ def summary_metrics(result: TrainResult) -> dict:
 
 
 def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig,
-                 *, progress: bool = True, log_model: bool = True) -> dict:
+                 *, window: int | None = None, progress: bool = True, log_model: bool = True) -> dict:
     """Train, log to MLflow, write the stage outputs; return the summary metrics."""
     from melodance.features.pipeline import load_features
     from melodance.models.bundle import DanceBundle
@@ -52,11 +52,14 @@ def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     key = config_key(model_cfg.model_dump(), cfg.model_dump(exclude={"threads"}), fs.meta,
-                     tracking.data_hash())
+                     window, tracking.data_hash())
     ckpt = Path(cfg.checkpoint_dir) / f"train-{key}.pt"
     tracking.close_stale_runs("train")
+    features_params = dict(fs.meta.get("config", {}))
+    if window is not None:
+        features_params["window"] = window
     params = {"model": model_cfg.model_dump(), "train": cfg.model_dump(),
-              "features": fs.meta.get("config", {})}
+              "features": features_params}
     tags = {"melodance.variant": model_cfg.variant, "melodance.checkpoint": str(ckpt)}
     resumed = ckpt.is_file()
     if resumed:
@@ -78,7 +81,7 @@ def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg:
             tracking.log_metrics(stats.metrics(), step=stats.epoch)
 
         result = fit(fs, model_cfg, cfg, checkpoint_path=ckpt, on_epoch=on_epoch,
-                     progress=progress)
+                     progress=progress, window=window)
         metrics = summary_metrics(result)
         tracking.log_metrics({f"best_{k}": v for k, v in metrics.items()
                               if isinstance(v, (int, float)) and not isinstance(v, bool)})
@@ -101,25 +104,23 @@ def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg:
     return metrics
 
 
-def load_configs(params_path, tuned_path: Path | None = None) -> tuple[ModelConfig, TrainConfig]:
+def load_configs(params_path, tuned_path: Path | None = None
+                 ) -> tuple[ModelConfig, TrainConfig, int | None]:
     """The ``model`` and ``train`` sections; with ``train.use_tuned``, overridden by the
-    tune stage's best parameters (keys ``model.*`` / ``train.*``)."""
+    tune stage's best parameters. Returns ``(model_cfg, train_cfg, window)``, where
+    ``window`` is the tuned window length in frames (None: the features' own)."""
     import json
 
     from melodance.params import load_section
+    from melodance.train.config import apply_overrides
 
     model_cfg = load_section("model", ModelConfig, params_path)
     cfg = load_section("train", TrainConfig, params_path)
-    if cfg.use_tuned:
-        if tuned_path is None or not Path(tuned_path).is_file():
-            raise FileNotFoundError(f"{tuned_path}: train.use_tuned is true but there are no "
-                                    "tuned parameters (run the tune stage)")
-        best = json.loads(Path(tuned_path).read_text())
-        over = {"model": {}, "train": {}}
-        for k, v in best.get("params", {}).items():
-            section, _, key = k.partition(".")
-            if section in over:
-                over[section][key] = v
-        model_cfg = ModelConfig.model_validate({**model_cfg.model_dump(), **over["model"]})
-        cfg = TrainConfig.model_validate({**cfg.model_dump(), **over["train"]})
-    return model_cfg, cfg
+    if not cfg.use_tuned:
+        return model_cfg, cfg, None
+    if tuned_path is None or not Path(tuned_path).is_file():
+        raise FileNotFoundError(f"{tuned_path}: train.use_tuned is true but there are no "
+                                "tuned parameters (run the tune stage)")
+    best = json.loads(Path(tuned_path).read_text())
+    m, t, window = apply_overrides(best.get("params", {}), model_cfg, cfg)
+    return m, TrainConfig.model_validate({**t.model_dump(), "use_tuned": True}), window

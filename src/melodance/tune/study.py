@@ -23,7 +23,7 @@ from pathlib import Path
 
 from melodance import tracking
 from melodance.models import ModelConfig
-from melodance.train.config import TrainConfig
+from melodance.train.config import TrainConfig, apply_overrides
 from melodance.tune.config import Dim, TuneConfig
 
 PARENT_ATTR = "mlflow_parent_run_id"
@@ -86,25 +86,6 @@ def suggest(trial, space: dict[str, Dim]) -> dict:
         else:
             out[name] = trial.suggest_float(name, d.low, d.high, log=d.log)
     return out
-
-
-def apply_params(params: dict, model_cfg: ModelConfig, train_cfg: TrainConfig):
-    """Split ``{"model.x": v, "train.y": w, "features.window": n}`` onto the configs.
-
-    Returns ``(model_cfg, train_cfg, window)``; window is None when not tuned.
-    """
-    over: dict[str, dict] = {"model": {}, "train": {}, "features": {}}
-    for key, value in params.items():
-        section, _, name = key.partition(".")
-        if section not in over:
-            raise ValueError(f"tune.space: {key!r} is not a model.*, train.* or features.* setting")
-        over[section][name] = value
-    unknown = set(over["features"]) - {"window"}
-    if unknown:
-        raise ValueError(f"tune.space: features.{unknown.pop()} cannot be tuned (only window)")
-    m = ModelConfig.model_validate({**model_cfg.model_dump(), **over["model"]})
-    t = TrainConfig.model_validate({**train_cfg.model_dump(), **over["train"]})
-    return m, t, over["features"].get("window")
 
 
 def fail_dead_local_trials(study, max_retry: int) -> int:
@@ -175,7 +156,7 @@ def run_worker(setup: Setup, worker_index: int = 0) -> None:
         trial.set_user_attr("pid", os.getpid())
         trial.set_user_attr("worker", worker_index)
         params = suggest(trial, space)
-        m, t, window = apply_params(params, base_model, base_train)
+        m, t, window = apply_overrides(params, base_model, base_train)
         t = TrainConfig.model_validate({**t.model_dump(), "epochs": cfg.epochs,
                                         "patience": cfg.epochs, "threads": 1})
         with tracking.stage_run("tune-trial", params={"trial": params, "model": m.model_dump(),
@@ -280,7 +261,7 @@ def summarise(study, cfg: TuneConfig, out_dir: Path) -> dict:
         "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
         "n_failed": sum(t.state == TrialState.FAIL for t in trials),
     }
-    _plots(study, out_dir)
+    _plots(study, out_dir / "plots")
     io.write_json(out_dir / "trials.json", [
         {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
         for t in trials])
@@ -296,6 +277,7 @@ def _plots(study, out_dir: Path) -> None:
 
     from melodance import io
 
+    out_dir.mkdir(parents=True, exist_ok=True)
     for name, fn in (("optimization_history", ovm.plot_optimization_history),
                      ("param_importances", ovm.plot_param_importances)):
         try:

@@ -1,0 +1,122 @@
+"""``melodance dance`` and ``melodance render``: skeleton videos with the music."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT, e.g. 640x480, got {text!r}") from None
+    if w < 64 or h < 64 or w % 2 or h % 2:
+        raise argparse.ArgumentTypeError(f"size {text}: both sides even and at least 64 pixels")
+    return w, h
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "dance", help="generate a dance for a song and write its video (MP4 with the music)",
+        description="Extract the song's features, generate a dance with the registry's champion "
+        "(or --model) and render it: an MP4 (H.264 + AAC, 25 fps) showing the skeleton with "
+        "the song's span underneath. The written video is checked (frame count, fps, audio "
+        "length within one frame, not blank or frozen) before it is put in place.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("song", metavar="SONG", help="audio file (mp3, wav, flac, ogg)")
+    p.add_argument("-o", "--out", required=True, help="output video, .mp4 (its folder must exist)")
+    p.add_argument("--model", default=None,
+                   help="model: a models:/ or runs:/ URI, or a model.pt bundle "
+                   "(default: models:/melodance@champion)")
+    p.add_argument("--start", type=float, default=0.0, help="start in the song, seconds")
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds to dance (default: to the end of the song)")
+    p.add_argument("--motion-out", action="append", default=[], metavar="PATH",
+                   help="also write the motion: x.json (dataset skeletons.json layout, plus x.npy "
+                   "of world joints), x.npy or x.bvh; repeatable")
+    p.add_argument("--size", type=_size, default=(640, 480), help="frame size WIDTHxHEIGHT")
+    p.add_argument("--preset", default="veryfast", help="x264 speed preset")
+    p.add_argument("--ge-check", action="store_true",
+                   help="check the video with the Great Expectations output suite "
+                   "(default: the same checks evaluated directly, faster)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_dance)
+
+    p = sub.add_parser(
+        "render", help="side-by-side videos: ground truth | generated, under the same music",
+        description="With --compare SEQUENCE: one video of a sequence (or segment) of the "
+        "features. Without: the render stage, a video for every segment of a split into --out, "
+        "checked by the Great Expectations output suite (Data Docs in OUT/data_docs) and "
+        "logged to MLflow. Settings: the render section of params.yaml.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--compare", metavar="SEQUENCE", default=None,
+                   help="render this sequence (DANCE_W_1) or segment (DANCE_W_1.0) only")
+    p.add_argument("--split", default=None, help="split to render (default: params render.split)")
+    p.add_argument("--features", default="outputs/features", help="feature stage output folder")
+    p.add_argument("--model", default="outputs/train/model.pt",
+                   help="model bundle or models:/ / runs:/ URI")
+    p.add_argument("--data", default="data", help="dataset folder (for the songs)")
+    p.add_argument("-o", "--out", default=None,
+                   help="output: a .mp4 with --compare, else a folder (default outputs/render)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="cut each video to this many seconds (default: params render.max_seconds)")
+    p.add_argument("--params", default="params.yaml", help="params file (section render)")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_render)
+
+
+def _dance(args) -> int:
+    import sys
+
+    from melodance.render.dance import dance
+    from melodance.render.draw import View
+
+    w, h = args.size
+    res = dance(args.song, args.out, args.model, start_s=args.start, duration_s=args.duration,
+                motion_out=args.motion_out, view=View(width=w, height=h),
+                progress=not args.no_progress, preset=args.preset, ge_check=args.ge_check)
+    v = res["video"]
+    print(f"{args.out}: {res['frames']} frames ({res['seconds']:.2f} s from "
+          f"{res['start_s']:.2f} s of {args.song}), model {res['model']}; audio "
+          f"{v['audio_s']:.3f} s, video {v['video_s']:.3f} s; "
+          f"{res['timings']['total_s']:.1f} s", file=sys.stderr)
+    for f in res["files"][1:]:
+        print(f"motion: {f}", file=sys.stderr)
+    return 0
+
+
+def _render(args) -> int:
+    import json
+    import sys
+    from pathlib import Path
+
+    from melodance.params import load_section
+    from melodance.render.config import RenderConfig
+
+    overrides = {}
+    if args.split is not None:
+        overrides["split"] = args.split
+    if args.max_seconds is not None:
+        overrides["max_seconds"] = args.max_seconds
+    cfg = load_section("render", RenderConfig, args.params, overrides=overrides)
+    if args.compare:
+        from melodance.render.stage import render_compare
+
+        if not args.out:
+            raise ValueError("--compare needs -o OUT.mp4")
+        facts = render_compare(Path(args.features), args.model, Path(args.data), args.compare,
+                               Path(args.out), cfg, progress=not args.no_progress)
+        print(f"{args.out}: {facts['segment']}, {facts['frames']} frames, audio "
+              f"{facts['audio_s']:.3f} s", file=sys.stderr)
+        return 0
+    from melodance.render.stage import render_split
+
+    out = Path(args.out or "outputs/render")
+    res = render_split(Path(args.features), args.model, Path(args.data), out, cfg,
+                       log_mlflow=not args.no_mlflow, progress=not args.no_progress)
+    print(json.dumps({k: res[k] for k in ("split", "model", "n_videos", "n_failed", "seconds")}))
+    return 0

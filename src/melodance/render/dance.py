@@ -1,0 +1,181 @@
+"""``melodance dance``: a song in, a skeleton video (and optionally the motion) out.
+
+Feature extraction, generation and rendering use the same code as training
+and serving (``features.music.song_features``, ``DanceBundle.generate``), with
+the feature settings stored in the model bundle.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+CHAMPION_URI = "models:/melodance@champion"
+MIN_SONG_S = 1.0
+
+
+def load_bundle(model: str | Path | None = None):
+    """A :class:`~melodance.models.bundle.DanceBundle` from a path or an MLflow URI.
+
+    Args:
+        model: a ``model.pt`` bundle file, a ``models:/...`` or ``runs:/...``
+            URI (any MLflow model URI of a melodance pyfunc), or None for the
+            registry's champion.
+
+    Returns:
+        (bundle, label): the label names the model in captions and logs.
+    """
+    from melodance.cli import UserError
+    from melodance.models.bundle import DanceBundle
+
+    model = CHAMPION_URI if model is None else str(model)
+    if "://" not in model and ":/" not in model:
+        return DanceBundle.load(model), Path(model).name
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    from melodance import tracking
+
+    tracking.setup()
+    try:
+        loaded = mlflow.pyfunc.load_model(model)
+    except (MlflowException, OSError) as e:
+        hint = (" (no champion registered yet: train and `melodance register` a model, or pass "
+                "--model PATH)" if model == CHAMPION_URI else "")
+        raise UserError(f"{model}: cannot load the model{hint}: {str(e).splitlines()[0]}") from e
+    wrapped = loaded.unwrap_python_model()
+    bundle = getattr(wrapped, "bundle", None)
+    if bundle is None:
+        raise UserError(f"{model}: not a melodance dance model")
+    label = model.removeprefix("models:/")
+    if model.startswith("runs:/"):
+        label = "run " + model.removeprefix("runs:/")[:8]
+    return bundle, label
+
+
+def check_video_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() != ".mp4":
+        raise ValueError(f"{path}: the video output must be an .mp4 file")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: output folder does not exist")
+    return path
+
+
+def song_span_frames(song: Path, start_s: float, duration_s: float | None,
+                     fps: float) -> tuple[float, int, float]:
+    """Check a song and a requested span; return (start_s, n_frames, song length s).
+
+    The start is rounded to a whole frame; a span past the song's end is cut there.
+    """
+    from melodance.features.music import audio_duration_s
+
+    if not song.exists():
+        raise FileNotFoundError(f"{song}: no such file")
+    if not song.is_file():
+        raise ValueError(f"{song}: not a file")
+    length = audio_duration_s(song)  # ValueError naming the file when it does not decode
+    if length < MIN_SONG_S:
+        raise ValueError(f"{song}: the song lasts {length:.2f} s; at least {MIN_SONG_S:g} s "
+                         "is needed")
+    if start_s < 0:
+        raise ValueError(f"--start must be >= 0, got {start_s:g}")
+    if duration_s is not None and duration_s <= 0:
+        raise ValueError(f"--duration must be > 0, got {duration_s:g}")
+    start_s = round(start_s * fps) / fps
+    end_s = length if duration_s is None else min(length, start_s + duration_s)
+    n_frames = int(math.floor((end_s - start_s) * fps + 1e-6))
+    if n_frames < MIN_SONG_S * fps:
+        raise ValueError(f"{song}: the span from {start_s:.2f} s to {end_s:.2f} s is shorter "
+                         f"than {MIN_SONG_S:g} s (the song lasts {length:.2f} s)")
+    return start_s, n_frames, length
+
+
+def _bar(progress: bool, total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", disable=not progress, file=sys.stderr)
+
+
+def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
+          start_s: float = 0.0, duration_s: float | None = None,
+          motion_out: list[str | Path] | tuple = (), *, view=None, progress: bool = True,
+          preset: str = "veryfast", ge_check: bool = False, bundle=None,
+          label: str | None = None) -> dict:
+    """Generate a dance for a song (or a span of it) and write its video.
+
+    Args:
+        song: an audio file (mp3, wav, flac, ogg).
+        out: the video, ``.mp4`` (H.264 + AAC, 25 fps) in an existing folder.
+        model: see :func:`load_bundle` (None: the registry's champion).
+        start_s, duration_s: the span of the song; None: to the end.
+        motion_out: motion files to write as well (``.json`` + ``.npy``, ``.npy``, ``.bvh``).
+        view: :class:`~melodance.render.draw.View` (frame size, camera).
+        progress: progress bars on stderr.
+        preset: x264 speed preset.
+        ge_check: check the written video with the Great Expectations output
+            suite (:mod:`melodance.render.checks`) instead of evaluating the
+            same checks directly (same bounds; GE costs a few seconds).
+        bundle, label: an already loaded model (then ``model`` is ignored).
+
+    Returns:
+        A summary: frames, seconds, model label, span, files written, the
+        video's facts and the seconds each step took.
+
+    Nothing is written when any step fails.
+    """
+    from melodance import FPS
+    from melodance.features.config import FeaturesConfig
+    from melodance.features.music import song_features
+    from melodance.render.draw import SkeletonRenderer, View
+    from melodance.render.export import check_motion_path, write_motion
+    from melodance.render.video import song_span, write_video
+
+    # Everything the user can get wrong is checked before the slow steps.
+    song, out = Path(song), check_video_path(out)
+    motion_paths = [check_motion_path(p) for p in motion_out]
+    start_s, n, _ = song_span_frames(song, start_s, duration_s, FPS)
+    timings = {}
+    t0 = time.perf_counter()
+    if bundle is None:
+        bundle, label = load_bundle(model)
+    timings["load_model_s"] = time.perf_counter() - t0
+    cfg = FeaturesConfig.model_validate(bundle.features_meta["config"])
+    fps = cfg.fps  # == FPS: the features config enforces one music frame per motion frame
+
+    t = time.perf_counter()
+    with _bar(progress, n, "features") as bar:
+        feats = song_features(song, start_s, n, cfg)
+        bar.update(n)
+    timings["features_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    with _bar(progress, n, "generate") as bar:
+        joints, root = bundle.generate(feats["music"], feats["temporal"])
+        bar.update(n)
+    timings["generate_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    # Dataset songs are all called audio.mp3: name their folder too.
+    song_name = f"{song.parent.name}/{song.name}" if song.stem == "audio" else song.name
+    caption = f"{song_name} | {label or 'model'}"
+    renderer = SkeletonRenderer(joints, root, fps, view or View(), caption=caption)
+    audio = song_span(song, start_s, n / fps)
+    check = None
+    if ge_check:
+        from melodance.render.checks import ge_check as make_ge_check
+
+        check = make_ge_check(n, fps, name=str(out))
+    facts = write_video(out, renderer, fps, audio, preset=preset, progress=progress,
+                        desc="render", check=check)
+    timings["render_s"] = time.perf_counter() - t
+    written = [out]
+    for p in motion_paths:
+        written += write_motion(p, joints, root, fps)
+    timings["total_s"] = time.perf_counter() - t0
+    return {"song": str(song), "model": label, "start_s": start_s, "frames": n,
+            "seconds": n / fps, "files": [str(p) for p in written], "video": facts,
+            "timings": {k: round(v, 3) for k, v in timings.items()}}
+
