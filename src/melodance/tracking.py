@@ -135,8 +135,9 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-class _Terminated(Exception):
-    pass
+class Terminated(BaseException):
+    """SIGTERM arrived. A BaseException, like KeyboardInterrupt, so that no library's
+    ``except Exception`` swallows or re-wraps it on the way out."""
 
 
 @contextlib.contextmanager
@@ -170,14 +171,14 @@ def stage_run(stage: str, params: dict | None = None, run_name: str | None = Non
     prev = signal.getsignal(signal.SIGTERM)
 
     def _on_term(signum, frame):
-        raise _Terminated()
+        raise Terminated()
 
     in_main = _is_main_thread()
     if in_main:
         signal.signal(signal.SIGTERM, _on_term)
     try:
         yield run
-    except (KeyboardInterrupt, _Terminated, *killed_on):
+    except (KeyboardInterrupt, Terminated, *killed_on):
         _retry(lambda: mlflow.end_run(status="KILLED"))
         raise
     except BaseException:

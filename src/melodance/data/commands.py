@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -88,6 +89,7 @@ def run_synth(args: argparse.Namespace) -> int:
         if replaced:
             if _same_tree(out, new):
                 print(f"{out}: up to date ({len(names)} sequences)")
+                _sync_dvc_cache(root, out)
                 return 0
             if not args.force:
                 raise UserError(
@@ -105,7 +107,31 @@ def run_synth(args: argparse.Namespace) -> int:
                        for k, v in cfg.sequences.model_dump().items() if v)
     print(f"{out}: wrote {len(names)} sequences ({counts}), {minutes:.1f} min of dance"
           + (" (replaced the old content; `dvc add data` records it)" if replaced else ""))
+    _sync_dvc_cache(root, out)
     return 0
+
+
+def _sync_dvc_cache(root: Path, out: Path) -> None:
+    """When ``out`` is the repository's tracked ``data/`` and holds exactly what
+    ``data.dvc`` records, store it in the DVC cache (a fresh clone has no cache, and
+    ``dvc status`` would say "not in cache"). Never changes ``data.dvc``."""
+    import json
+
+    from melodance.data.importer import run_dvc
+
+    if out.resolve() != (root / "data").resolve() or not (root / "data.dvc").is_file():
+        return
+    status = json.loads(run_dvc(root, "status", "--json", "data.dvc") or "{}")
+    changes = [c for entry in status.get("data.dvc", []) if isinstance(entry, dict)
+               for c in entry.get("changed outs", {}).values()]
+    if not changes:
+        print("data/ matches data.dvc")
+    elif set(changes) == {"not in cache"}:
+        run_dvc(root, "commit", "-q", "data.dvc")
+        print("data/ matches data.dvc; stored in the DVC cache")
+    else:
+        print(f"data/ differs from data.dvc ({', '.join(sorted(set(changes)))}); "
+              "`dvc add data` records this version", file=sys.stderr)
 
 
 def run_import(args: argparse.Namespace) -> int:

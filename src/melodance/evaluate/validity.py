@@ -4,32 +4,37 @@ A metric ``score(motion_world, fps, music) -> float`` that claims to measure
 how well a dance fits its music must give the real dances a better score
 under their own song than under other songs. The test:
 
-1. Score every ground-truth dance ``i`` of a set under every song ``j`` of
-   the set: ``S[i, j]``, both cut to the shorter of the two (``S[i, i]`` is the
-   dance under its own song, whole). See :func:`score_matrix`.
-2. ``gap = own - other``: the mean over dances of ``S[i, i]`` minus the mean
-   over dances of the mean of ``S[i, j]`` over the other songs ``j``, for all
-   other songs and separately for songs of the same style (within-style) and
-   of other styles (across-style).
-3. Effect sizes: Cohen's ``d_z`` of the per-dance differences
-   ``S[i, i] - mean_j S[i, j]``, and the own-song rank AUC: the chance that a
-   dance scores better under its own song than under a random other song of
-   the set (0.5: no information; 1: its own song always wins).
+1. **Score table** (:func:`score_table`). Every dance and every song is cut
+   into consecutive clips of one length (``clip_frames``; by default the
+   shortest dance of the set, and only the first clip of each dance: one
+   clip per dance). Clip ``c`` of dance ``i`` is scored under clip ``c`` of
+   its own song and under clip ``c`` (the same stretch of the dance span) of
+   every other song that has one. Own and other scores are thus always
+   computed on the same length: some metrics (coherence, correlations,
+   anything estimated) are biased by length, and a dance scored whole under
+   its own song but cut short under another would be compared unfairly.
+2. ``gap = own - other``: the mean over clips of the own-song score minus the
+   mean over clips of the mean score under the other songs, for all other
+   songs and separately for songs of the same style (within-style) and of
+   other styles (across-style).
+3. Effect sizes: Cohen's ``d_z`` of the per-clip differences
+   ``own - mean(other)``, and the own-song rank AUC: the chance that a clip
+   scores better under its own song than under a random other song
+   (0.5: no information; 1: its own song always wins).
 4. A seeded permutation p-value, one-sided (own better than other): under
-   the null hypothesis that the score of dance ``i`` does not depend on which
-   of its candidate songs is its own, the label "own" can be moved to any
-   candidate song of the row. Each permutation draws, independently per
-   dance, which candidate plays "own" and recomputes the gap;
+   the null hypothesis that a clip's score does not depend on which of its
+   candidate songs is its own, the label "own" can sit on any candidate song
+   of the row. Each permutation draws, independently per row, which
+   candidate plays "own" and recomputes the gap;
    ``p = (1 + #{permuted gap >= observed gap}) / (1 + n_perm)``.
-5. Verdict: ``"informative"`` when ``p < alpha`` (0.05), otherwise
+   Rows are treated as independent, which they are not quite when a dance
+   gives several clips (``max_clips > 1``): keep one clip per dance (the
+   default) for the strict test.
+5. **Verdict**: ``"informative"`` when ``p < alpha`` (0.05), otherwise
    ``"not informative on this data"``. The rule is on the all-other-songs
    test; within- and across-style p-values are reported beside it (a metric
    that only tells a waltz song from a cha-cha song measures style or tempo,
    not alignment: read ``p_within``).
-
-The own score uses the dance's full length while the other scores are cut to
-the shorter of the pair; for metrics that are averages over time (all of
-ours) the length only changes their noise, not their expected value.
 
 Everything here is pure (arrays in, numbers out) except :func:`music_info`,
 which reads a song.
@@ -73,18 +78,19 @@ class MusicInfo:
     def n_frames(self) -> int:
         return int(len(self.onset))
 
-    def cut(self, n_frames: int) -> MusicInfo:
-        """The first ``n_frames`` frames (beats past the new end dropped)."""
-        n = int(n_frames)
-        if n < 1:
-            raise ValueError(f"cannot cut music to {n} frames")
-        if n >= self.n_frames:
+    def window(self, start: int, stop: int) -> MusicInfo:
+        """Frames ``[start, stop)``, re-timed so that ``start`` is time 0."""
+        a, b = int(start), min(int(stop), self.n_frames)
+        if not 0 <= a < b:
+            raise ValueError(f"empty music window [{start}, {stop}) of {self.n_frames} frames")
+        if a == 0 and b == self.n_frames:
             return self
+        t0, t1 = a / self.fps, b / self.fps
         return MusicInfo(
             fps=self.fps,
-            beats_s=self.beats_s[self.beats_s < n / self.fps],
-            onset=self.onset[:n],
-            features=None if self.features is None else self.features[:n],
+            beats_s=self.beats_s[(self.beats_s >= t0) & (self.beats_s < t1)] - t0,
+            onset=self.onset[a:b],
+            features=None if self.features is None else self.features[a:b],
         )
 
 
@@ -121,48 +127,88 @@ def music_info(audio_path: str | Path, start_s: float, n_frames: int, cfg=None) 
                      features=song["music"])
 
 
-def score_matrix(motions: Sequence[np.ndarray], musics: Sequence[MusicInfo], score: ScoreFn,
-                 fps: float, mask: np.ndarray | None = None) -> np.ndarray:
-    """Every dance scored under every song.
+@dataclass
+class ScoreTable:
+    """Scores of dance clips under every song (see :func:`score_table`).
+
+    Attributes:
+        scores: ``[R, n]`` float64, row ``r`` = one clip of dance ``own[r]``,
+            column ``j`` = under the same clip of song ``j``; ``nan`` where song
+            ``j`` is too short, the pair is masked out or the metric is undefined.
+        own: ``[R]`` int, the dance (and its own song) of each row.
+        clip: ``[R]`` int, which clip of that dance.
+        clip_frames: frames per clip.
+    """
+
+    scores: np.ndarray
+    own: np.ndarray
+    clip: np.ndarray
+    clip_frames: int
+
+    @property
+    def own_scores(self) -> np.ndarray:
+        return self.scores[np.arange(len(self.own)), self.own]
+
+
+def score_table(motions: Sequence[np.ndarray], musics: Sequence[MusicInfo], score: ScoreFn,
+                fps: float, clip_frames: int | None = None, max_clips: int | None = 1,
+                mask: np.ndarray | None = None) -> ScoreTable:
+    """Every clip of every dance scored under the same clip of every song.
 
     Args:
         motions: ``n`` dances, each ``[T_i, J, 3]`` world joint positions, cm.
         musics: their ``n`` songs, ``musics[i]`` belonging to ``motions[i]``.
-        score: the metric.
+        score: the metric, ``score(motion_world, fps, music) -> float``.
         fps: frames per second of the dances.
-        mask: optional ``[n, n]`` bool, which pairs to score (the diagonal is
-            always scored); the others are left ``nan``.
+        clip_frames: clip length, frames; default the shortest dance.
+        max_clips: clips per dance at most (consecutive from frame 0; None:
+            all that fit). The default, 1, keeps the rows independent.
+        mask: optional ``[n, n]`` bool, ``mask[i, j]``: score dance ``i`` under
+            song ``j`` (the own song always is); others stay ``nan``.
 
     Returns:
-        ``[n, n]`` float64: ``S[i, j]`` = dance ``i`` under song ``j``, both cut
-        to ``min(T_i, T_j)`` frames; ``S[i, i]`` the dance under its own song,
-        whole. ``nan`` where the metric is undefined (e.g. no beats).
+        :class:`ScoreTable`.
     """
     n = len(motions)
     if len(musics) != n:
         raise ValueError(f"{n} dances but {len(musics)} songs")
+    if n == 0:
+        raise ValueError("no dances to score")
     if mask is not None and np.shape(mask) != (n, n):
         raise ValueError(f"mask must be [{n}, {n}], got {np.shape(mask)}")
-    S = np.full((n, n), np.nan)
+    lengths = [min(len(x), m.n_frames) for x, m in zip(motions, musics, strict=True)]
+    C = int(clip_frames or min(lengths))
+    if C < 2:
+        raise ValueError(f"clips need at least 2 frames, got {C}")
+    rows, own, clip = [], [], []
     for i, x in enumerate(motions):
-        for j, m in enumerate(musics):
-            if i != j and mask is not None and not mask[i, j]:
-                continue
-            L = len(x) if i == j else min(len(x), m.n_frames)
-            S[i, j] = float(score(x[:L], fps, m.cut(L)))
-    return S
+        n_clips = lengths[i] // C if max_clips is None else min(lengths[i] // C, max_clips)
+        for c in range(n_clips):
+            a, b = c * C, (c + 1) * C
+            row = np.full(n, np.nan)
+            for j, m in enumerate(musics):
+                if lengths[j] < b or (j != i and mask is not None and not mask[i, j]):
+                    continue
+                row[j] = float(score(x[a:b], fps, m.window(a, b)))
+            rows.append(row)
+            own.append(i)
+            clip.append(c)
+    if not rows:
+        raise ValueError(f"no dance is {C} frames long")
+    return ScoreTable(np.array(rows), np.array(own, dtype=np.int64),
+                      np.array(clip, dtype=np.int64), C)
 
 
 @dataclass
 class ValidityResult:
-    """Outcome of :func:`validity_test` for one metric (all scores in the metric's units)."""
+    """Outcome of :func:`validity_test` for one metric (scores in the metric's units)."""
 
-    n_dances: int            # rows with a defined own score and at least one other song
-    own: float               # mean over dances of the own-song score
-    other: float             # mean over dances of the mean score under other songs
-    gap: float               # own - other (sign as the metric; see higher_is_better)
-    effect_dz: float         # Cohen's d_z of the per-dance own - mean(other) differences
-    own_rank_auc: float      # P(own song beats a random other song), ties 1/2
+    n_rows: int              # clips with a defined own score and at least one other song
+    own: float               # mean over clips of the own-song score
+    other: float             # mean over clips of the mean score under the other songs
+    gap: float               # own - other, in the metric's units and sign
+    effect_dz: float         # Cohen's d_z of the per-clip own - mean(other), sign: better > 0
+    own_rank_auc: float      # P(own song beats a random other song), ties count 1/2
     p_value: float           # one-sided permutation p-value, all other songs
     verdict: str
     other_within: float = math.nan   # same-style other songs only
@@ -185,143 +231,235 @@ class ValidityResult:
 def verdict(p_value: float, alpha: float = DEFAULT_ALPHA) -> str:
     """``"informative"`` when ``p_value < alpha``, else ``"not informative on this data"``.
 
-    A ``nan`` p-value (too few dances to test) is not informative.
+    A ``nan`` p-value (nothing to test) is not informative.
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     return INFORMATIVE if np.isfinite(p_value) and p_value < alpha else NOT_INFORMATIVE
 
 
-def _rows(S: np.ndarray, cand: np.ndarray, sign: float):
-    """Per usable row: own score, candidate scores (own first) and the per-row statistic."""
+def _rows(table: ScoreTable, cand: np.ndarray | None, sign: float):
+    """Usable rows: (own score, other candidates' scores), both times ``sign``.
+
+    ``cand`` is ``[R, n]`` bool (None: every other song with a score).
+    """
+    S = table.scores
     out = []
-    for i in range(S.shape[0]):
-        if not np.isfinite(S[i, i]):
+    for r, i in enumerate(table.own):
+        if not np.isfinite(S[r, i]):
             continue
-        others = np.flatnonzero(cand[i] & np.isfinite(S[i]) & (np.arange(S.shape[1]) != i))
-        if others.size == 0:
-            continue
-        out.append((i, sign * S[i, i], sign * S[i, others]))
+        ok = np.isfinite(S[r])
+        ok[i] = False
+        if cand is not None:
+            ok &= cand[r]
+        if ok.any():
+            out.append((sign * S[r, i], sign * S[r, ok]))
     return out
 
 
-def own_minus_other(S: np.ndarray, cand: np.ndarray | None = None,
-                    higher_is_better: bool = True) -> np.ndarray:
-    """Per-dance ``S[i, i] - mean_j S[i, j]`` over the candidate other songs ``j``.
-
-    Rows without a defined own score or without a candidate are dropped. The
-    sign is flipped for metrics where lower is better, so positive always
-    means "own song scores better".
-    """
-    S = np.asarray(S, dtype=np.float64)
-    cand = _default_cand(S) if cand is None else np.asarray(cand, bool)
-    sign = 1.0 if higher_is_better else -1.0
-    return np.array([own - oth.mean() for _, own, oth in _rows(S, cand, sign)])
-
-
-def permutation_p(S: np.ndarray, cand: np.ndarray | None = None, n_perm: int = DEFAULT_N_PERM,
-                  seed: int = 0, higher_is_better: bool = True) -> float:
+def permutation_p(rows: list[tuple[float, np.ndarray]], n_perm: int = DEFAULT_N_PERM,
+                  seed: int = 0) -> float:
     """One-sided permutation p-value of the own-song gap (see the module docstring).
 
     Args:
-        S: ``[n, n]`` score matrix (:func:`score_matrix`).
-        cand: ``[n, n]`` bool, which other songs are candidates for each
-            dance (default: all); the own song always is.
+        rows: per row, the own score and the other candidates' scores, signed
+            so that higher is better.
         n_perm: permutations; the smallest possible p is ``1 / (1 + n_perm)``.
         seed: seeds the permutations (same seed, same p).
-        higher_is_better: direction of the metric.
 
     Returns:
-        p in ``(0, 1]``; ``nan`` with no usable row.
+        p in ``(0, 1]``; ``nan`` without rows.
     """
-    S = np.asarray(S, dtype=np.float64)
-    cand = _default_cand(S) if cand is None else np.asarray(cand, bool)
     if n_perm < 1:
         raise ValueError(f"n_perm must be >= 1, got {n_perm}")
-    rows = _rows(S, cand, 1.0 if higher_is_better else -1.0)
     if not rows:
         return math.nan
     rng = np.random.default_rng(seed)
     observed = 0.0
     permuted = np.zeros(n_perm)
-    for _, own, oth in rows:
-        v = np.r_[own, oth]
+    for own, others in rows:
+        v = np.r_[own, others]
         k = v.size
-        # Gap of the row if candidate c were the own song: v[c] - mean of the rest.
+        # The row's gap if candidate c were the own song: v[c] - mean of the others.
         stat = (k * v - v.sum()) / (k - 1)
         observed += stat[0]
         permuted += stat[rng.integers(0, k, size=n_perm)]
-    # Rounding: sums over rows in another order may differ in the last bits.
-    hits = np.count_nonzero(permuted >= observed - 1e-12 * max(1.0, abs(observed)))
+    # Sums in another order may differ in the last bits; ties count as hits.
+    hits = np.count_nonzero(permuted >= observed - 1e-9 * max(1.0, abs(observed)))
     return float((1 + hits) / (1 + n_perm))
 
 
-def _default_cand(S: np.ndarray) -> np.ndarray:
-    return np.ones(S.shape, dtype=bool)
-
-
-def _mean_other(S: np.ndarray, cand: np.ndarray, sign: float) -> tuple[float, float, float, int]:
-    """(own mean, other mean, gap, rows) over rows with a candidate, in the metric's sign."""
-    rows = _rows(S, cand, sign)
+def _summary(rows, sign: float) -> tuple[float, float]:
+    """(own mean, other mean) in the metric's own sign."""
     if not rows:
-        return math.nan, math.nan, math.nan, 0
-    own = float(np.mean([o for _, o, _ in rows])) * sign
-    other = float(np.mean([oth.mean() for _, _, oth in rows])) * sign
-    return own, other, own - other, len(rows)
+        return math.nan, math.nan
+    return (sign * float(np.mean([o for o, _ in rows])),
+            sign * float(np.mean([oth.mean() for _, oth in rows])))
 
 
-def validity_test(S: np.ndarray, styles: Sequence[str] | None = None,
-                  mask: np.ndarray | None = None, n_perm: int = DEFAULT_N_PERM, seed: int = 0,
-                  higher_is_better: bool = True, alpha: float = DEFAULT_ALPHA) -> ValidityResult:
+def validity_test(table: ScoreTable, styles: Sequence[str] | None = None,
+                  n_perm: int = DEFAULT_N_PERM, seed: int = 0, higher_is_better: bool = True,
+                  alpha: float = DEFAULT_ALPHA) -> ValidityResult:
     """Gap, effect sizes, permutation p-values and the verdict of one metric.
 
     Args:
-        S: ``[n, n]`` score matrix from :func:`score_matrix`.
-        styles: ``n`` style labels (for the within/across-style split); None:
-            everything counts as one style.
-        mask: ``[n, n]`` bool, which other songs count for each dance (e.g.
-            only songs the metric was not trained on); default all.
+        table: from :func:`score_table`.
+        styles: style label of each of the ``n`` dances/songs (for the
+            within/across-style split); None: all one style.
         n_perm, seed: permutations and their seed.
         higher_is_better: the metric's direction (the test is one-sided).
         alpha: significance level of the verdict.
 
     Returns:
-        :class:`ValidityResult`.
+        :class:`ValidityResult`; ``gap`` is in the metric's own sign (negative
+        is "better" for a lower-is-better metric), ``effect_dz`` and
+        ``own_rank_auc`` are oriented so that > 0 / > 0.5 mean "own song better".
     """
-    S = np.asarray(S, dtype=np.float64)
-    n = S.shape[0]
-    if S.ndim != 2 or S.shape[1] != n:
-        raise ValueError(f"score matrix must be square [n, n], got {S.shape}")
-    cand = _default_cand(S) if mask is None else np.asarray(mask, bool).copy()
-    np.fill_diagonal(cand, True)
-    styles = list(styles) if styles is not None else ["-"] * n
-    if len(styles) != n:
-        raise ValueError(f"{n} dances but {len(styles)} style labels")
-    st = np.asarray(styles)
-    same = st[:, None] == st[None, :]
+    S = table.scores
+    n = S.shape[1]
+    st = np.asarray(list(styles) if styles is not None else ["-"] * n)
+    if st.shape != (n,):
+        raise ValueError(f"{n} songs but {st.size} style labels")
+    same = st[table.own][:, None] == st[None, :]
     sign = 1.0 if higher_is_better else -1.0
 
-    own, other, gap, n_rows = _mean_other(S, cand, sign)
-    d = own_minus_other(S, cand, higher_is_better)
+    rows = _rows(table, None, sign)
+    own, other = _summary(rows, sign)
+    d = np.array([o - oth.mean() for o, oth in rows])
     dz = float(d.mean() / d.std(ddof=1)) if d.size > 1 and d.std(ddof=1) > 0 else math.nan
-    aucs = [np.mean((o > oth) + 0.5 * (o == oth)) for _, o, oth in _rows(S, cand, sign)]
-    p = permutation_p(S, cand, n_perm, seed, higher_is_better)
-    _, ow, gw, nw = _mean_other(S, cand & same, sign)
-    _, oa, ga, na = _mean_other(S, cand & ~same, sign)
+    auc = [np.mean((oth < o) + 0.5 * (oth == o)) for o, oth in rows]
+    p = permutation_p(rows, n_perm, seed)
+    rows_w = _rows(table, same, sign)
+    rows_a = _rows(table, ~same, sign)
+    _, ow = _summary(rows_w, sign)
+    _, oa = _summary(rows_a, sign)
+    own_w, _ = _summary(rows_w, sign)
+    own_a, _ = _summary(rows_a, sign)
     return ValidityResult(
-        n_dances=n_rows, own=own, other=other, gap=gap, effect_dz=dz,
-        own_rank_auc=float(np.mean(aucs)) if aucs else math.nan,
+        n_rows=len(rows), own=own, other=other, gap=own - other, effect_dz=dz,
+        own_rank_auc=float(np.mean(auc)) if auc else math.nan,
         p_value=p, verdict=verdict(p, alpha),
-        other_within=ow, gap_within=gw, n_within=nw,
-        p_within=permutation_p(S, cand & same, n_perm, seed, higher_is_better) if nw else math.nan,
-        other_across=oa, gap_across=ga, n_across=na,
-        p_across=permutation_p(S, cand & ~same, n_perm, seed, higher_is_better) if na else math.nan,
+        other_within=ow, gap_within=own_w - ow, n_within=len(rows_w),
+        p_within=permutation_p(rows_w, n_perm, seed) if rows_w else math.nan,
+        other_across=oa, gap_across=own_a - oa, n_across=len(rows_a),
+        p_across=permutation_p(rows_a, n_perm, seed) if rows_a else math.nan,
         higher_is_better=higher_is_better, alpha=alpha, n_perm=n_perm, seed=seed,
     )
 
 
 def validate_metric(motions: Sequence[np.ndarray], musics: Sequence[MusicInfo], score: ScoreFn,
-                    fps: float, styles: Sequence[str] | None = None, **kw) -> ValidityResult:
-    """:func:`score_matrix` then :func:`validity_test` (``kw`` go to the test)."""
-    S = score_matrix(motions, musics, score, fps, mask=kw.get("mask"))
-    return validity_test(S, styles, **kw)
+                    fps: float, styles: Sequence[str] | None = None,
+                    clip_frames: int | None = None, max_clips: int | None = 1,
+                    mask: np.ndarray | None = None, **kw) -> tuple[ValidityResult, ScoreTable]:
+    """:func:`score_table` then :func:`validity_test` (``kw`` go to the test)."""
+    table = score_table(motions, musics, score, fps, clip_frames, max_clips, mask)
+    return validity_test(table, styles, **kw), table
+
+
+# ----------------------------------------------------------------------------- for the evaluate stage
+
+def music_info_from_features(music: np.ndarray, beat_frames: np.ndarray, fps: float) -> MusicInfo:
+    """:class:`MusicInfo` from a features segment (``SequenceFeatures.music``, ``.beat_frames``).
+
+    Args:
+        music: ``[T, D]`` unnormalised music features; seed16 (D = 16) gives
+            the onset strength column, anything else the spectral flux of
+            its columns (mel80: the onset envelope of the log-mel bands).
+        beat_frames: beat positions relative to frame 0 (may lie outside).
+        fps: frames per second.
+    """
+    from melodance.features.music import SEED16_GROUPS
+
+    music = np.asarray(music, dtype=np.float64)
+    if music.ndim != 2 or len(music) < 1:
+        raise ValueError(f"music features must be [frames, dims], got shape {music.shape}")
+    if music.shape[1] == SEED16_GROUPS[-1][2]:
+        (_, lo, _), = [g for g in SEED16_GROUPS if g[0] == "onset_strength"]
+        onset = music[:, lo]
+    else:
+        onset = np.r_[0.0, np.maximum(np.diff(music, axis=0), 0.0).mean(axis=1)]
+    T = len(music)
+    beats = np.asarray(beat_frames, dtype=np.float64) / fps
+    return MusicInfo(fps=fps, beats_s=beats[(beats >= 0) & (beats < T / fps)], onset=onset,
+                     features=music.astype(np.float32))
+
+
+def split_validity(motions: Sequence[np.ndarray], musics: Sequence[MusicInfo], fps: float,
+                   styles: Sequence[str] | None = None,
+                   metrics: dict[str, ScoreFn] | None = None, min_frames: int = 0,
+                   **kw) -> dict[str, ValidityResult]:
+    """The validity test of several metrics on one split's ground truth.
+
+    Args:
+        motions, musics, styles: the split's ground-truth dances, their music
+            and styles.
+        fps: frames per second.
+        metrics: name -> score function (default ``alignment.ANALYTIC_METRICS``).
+        min_frames: dances shorter than this are left out (the clip length is
+            the shortest remaining dance).
+        kw: to :func:`validate_metric` (``n_perm``, ``seed``, ``alpha``, ``clip_frames``).
+
+    Returns:
+        name -> :class:`ValidityResult`.
+    """
+    if metrics is None:
+        from melodance.evaluate.alignment import ANALYTIC_METRICS as metrics
+    keep = [k for k, x in enumerate(motions) if len(x) >= min_frames]
+    if len(keep) < 2:
+        raise ValueError(f"the validity test needs at least 2 dances of {min_frames}+ frames, "
+                         f"got {len(keep)}")
+    mo = [motions[k] for k in keep]
+    mu = [musics[k] for k in keep]
+    st = None if styles is None else [styles[k] for k in keep]
+    return {name: validate_metric(mo, mu, fn, fps, st, **kw)[0] for name, fn in metrics.items()}
+
+
+def consistency_scores(generated: Sequence[np.ndarray], truth: Sequence[np.ndarray],
+                       musics: Sequence[MusicInfo], fps: float, score: ScoreFn | None = None,
+                       clip_frames: int | None = None) -> dict[str, float]:
+    """A music-conditioned score of generated dances beside its two references.
+
+    Every dance is cut to the same clip (``clip_frames``, default the shortest
+    ground-truth dance; first clip only) so the three numbers are comparable
+    even for length-dependent scores such as coherence.
+
+    Args:
+        generated: ``n`` generated dances ``[T_i, J, 3]``, world cm, each made for ``musics[i]``.
+        truth: the ``n`` ground-truth dances of the same songs.
+        musics: the songs.
+        fps: frames per second.
+        score: the metric (default ``alignment.music_motion_consistency``).
+        clip_frames: clip length, frames.
+
+    Returns:
+        ``model`` (generated under their own songs), ``ground_truth`` (under
+        their own songs), ``ground_truth_other_song`` (under the other songs
+        of the set, the level a dance reaches by chance), means over dances
+        with a defined score; ``clip_s``.
+    """
+    if score is None:
+        from melodance.evaluate.alignment import music_motion_consistency as score
+    n = len(truth)
+    if len(generated) != n or len(musics) != n:
+        raise ValueError(f"{len(generated)} generated, {n} true dances, {len(musics)} songs")
+    lengths = [min(len(g), len(t), m.n_frames) for g, t, m in zip(generated, truth, musics,
+                                                                  strict=True)]
+    C = int(clip_frames or min(lengths))
+    keep = [k for k in range(n) if lengths[k] >= C]
+    if not keep:
+        raise ValueError(f"no dance is {C} frames long")
+    gt = score_table([truth[k] for k in keep], [musics[k] for k in keep], score, fps, C)
+    gen = [float(score(generated[k][:C], fps, musics[k].window(0, C))) for k in keep]
+    S = gt.scores.copy()
+    own = gt.own_scores.copy()
+    np.fill_diagonal(S, np.nan)
+
+    def mean(v) -> float:
+        v = np.asarray(v, dtype=np.float64)
+        v = v[np.isfinite(v)]
+        return float(v.mean()) if v.size else math.nan
+
+    with np.errstate(all="ignore"):
+        other = [mean(row) for row in S]
+    return {"model": mean(gen), "ground_truth": mean(own), "ground_truth_other_song": mean(other),
+            "clip_s": C / fps}

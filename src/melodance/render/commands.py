@@ -82,8 +82,10 @@ def _dance(args) -> int:
     v = res["video"]
     print(f"{args.out}: {res['frames']} frames ({res['seconds']:.2f} s from "
           f"{res['start_s']:.2f} s of {args.song}), model {res['model']}; audio "
-          f"{v['audio_s']:.3f} s, video {v['video_s']:.3f} s; "
-          f"{res['timings']['total_s']:.1f} s", file=sys.stderr)
+          f"{v['audio_s']:.3f} s, video {v['video_s']:.3f} s", file=sys.stderr)
+    t = res["timings"]
+    print("seconds: " + ", ".join(f"{k.removesuffix('_s')} {s:.2f}" for k, s in t.items()),
+          file=sys.stderr)
     for f in res["files"][1:]:
         print(f"motion: {f}", file=sys.stderr)
     return 0

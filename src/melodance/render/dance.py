@@ -33,14 +33,20 @@ def load_bundle(model: str | Path | None = None):
     model = CHAMPION_URI if model is None else str(model)
     if "://" not in model and ":/" not in model:
         return DanceBundle.load(model), Path(model).name
-    import mlflow.pyfunc
+    import warnings
+
     from mlflow.exceptions import MlflowException
 
     from melodance import tracking
 
     tracking.setup()
     try:
-        loaded = mlflow.pyfunc.load_model(model)
+        with warnings.catch_warnings():
+            # MLflow's advice on type hints for logging models, irrelevant when loading one.
+            warnings.simplefilter("ignore", UserWarning)
+            import mlflow.pyfunc
+
+            loaded = mlflow.pyfunc.load_model(model)
     except (MlflowException, OSError) as e:
         hint = (" (no champion registered yet: train and `melodance register` a model, or pass "
                 "--model PATH)" if model == CHAMPION_URI else "")
@@ -50,6 +56,9 @@ def load_bundle(model: str | Path | None = None):
     if bundle is None:
         raise UserError(f"{model}: not a melodance dance model")
     label = model.removeprefix("models:/")
+    if model == CHAMPION_URI:
+        version = tracking.champion_version()
+        label += f" (v{version})" if version else ""
     if model.startswith("runs:/"):
         label = "run " + model.removeprefix("runs:/")[:8]
     return bundle, label
@@ -91,6 +100,24 @@ def song_span_frames(song: Path, start_s: float, duration_s: float | None,
         raise ValueError(f"{song}: the span from {start_s:.2f} s to {end_s:.2f} s is shorter "
                          f"than {MIN_SONG_S:g} s (the song lasts {length:.2f} s)")
     return start_s, n_frames, length
+
+
+def generate(bundle, music, temporal, root_start=None):
+    """``bundle.generate`` on one torch thread.
+
+    A batch of one runs the LSTM step by step: each step is too small to
+    share, and with two threads on a busy machine every step waits for the
+    other thread to be scheduled (measured here: 1500 frames took 7-45 s on
+    2 threads under load, 0.02-0.3 s on one).
+    """
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return bundle.generate(music, temporal, root_start)
+    finally:
+        torch.set_num_threads(prev)
 
 
 def _bar(progress: bool, total: int, desc: str):
@@ -153,7 +180,7 @@ def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
 
     t = time.perf_counter()
     with _bar(progress, n, "generate") as bar:
-        joints, root = bundle.generate(feats["music"], feats["temporal"])
+        joints, root = generate(bundle, feats["music"], feats["temporal"])
         bar.update(n)
     timings["generate_s"] = time.perf_counter() - t
 

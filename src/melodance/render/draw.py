@@ -42,7 +42,7 @@ class View:
         azimuth_deg: camera direction around the vertical axis (0: on +z looking to -z).
         elevation_deg: how far the camera looks down, degrees.
         distance_cm: camera distance from its target.
-        target_height_cm: height of the camera target above the floor.
+        target_height_cm: height of the camera target above the dancer's feet.
         follow_s: Gaussian smoothing (sigma, seconds) of the root trajectory followed.
         max_lag_cm: farthest the camera target may trail the root.
         grid_cm: floor grid spacing; grid_radius_cm: radius of the grid disc around the target.
@@ -69,26 +69,39 @@ class View:
         return max(2, round(3 * self.height / 480))
 
 
-def floor_height(world: np.ndarray) -> float:
-    """Floor height (cm) under a dance: a low percentile of the lowest point per frame.
+def floor_track(world: np.ndarray, fps: float, window_s: float = 2.0) -> np.ndarray:
+    """Floor height (cm) under a dance, frame by frame: [T].
 
-    world: [T, J, 3] world joint positions, cm. A percentile rather than the
-    minimum, so that one glitched frame does not sink the floor.
-    """
-    return float(np.percentile(world[..., 1].min(axis=1), 2.0))
-
-
-def camera_path(root: np.ndarray, floor_y: float, fps: float, view: View
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Camera positions following the smoothed root, and the fixed camera axes.
-
-    The target follows the root smoothed over ``view.follow_s``, held within
-    ``view.max_lag_cm`` of the root itself so that a fast-travelling (or
-    badly generated, drifting) dancer never leaves the frame.
+    The lowest point of the body over a sliding window (a step or a jump
+    lifts the feet, the other foot or the landing stays down), smoothed. Not
+    one height for the whole dance: in this capture the lowest foot drifts by
+    25 to 35 cm over a sequence (the stage or the calibration is not level).
 
     Args:
-        root: [T, 3] root trajectory, world cm.
-        floor_y: floor height, cm.
+        world: [T, J, 3] world joint positions, cm.
+        fps: frames per second.
+        window_s: length of the sliding window, seconds.
+    """
+    from scipy.ndimage import gaussian_filter1d, minimum_filter1d
+
+    low = np.asarray(world, dtype=np.float64)[..., 1].min(axis=1)
+    size = max(1, int(round(window_s * fps)))
+    return gaussian_filter1d(minimum_filter1d(low, size, mode="nearest"), size / 4,
+                             mode="nearest")
+
+
+def camera_path(world: np.ndarray, fps: float, view: View) -> tuple[np.ndarray, np.ndarray]:
+    """Camera positions following the dancer, and the fixed camera axes.
+
+    The target is the body's centroid smoothed over ``view.follow_s``, held
+    within ``view.max_lag_cm`` of it so that a fast-travelling dancer never
+    leaves the frame, at ``view.target_height_cm`` above the feet of a body
+    of the dance's usual height. Following the body rather than the root
+    keeps a generated dance whose root strays from its body, or floats off
+    the floor, in frame.
+
+    Args:
+        world: [T, J, 3] world joint positions, cm.
         fps: frames per second (for the smoothing time).
         view: camera settings.
 
@@ -98,16 +111,15 @@ def camera_path(root: np.ndarray, floor_y: float, fps: float, view: View
     """
     from scipy.ndimage import gaussian_filter1d
 
-    root = np.asarray(root, dtype=np.float64)
+    world = np.asarray(world, dtype=np.float64)
+    centre = world.mean(axis=1)
     sigma = view.follow_s * fps
-    smooth = gaussian_filter1d(root, sigma, axis=0, mode="nearest") if sigma > 0 else root.copy()
-    lag = smooth - root
+    smooth = gaussian_filter1d(centre, sigma, axis=0, mode="nearest") if sigma > 0 else centre
+    lag = smooth - centre
     norm = np.linalg.norm(lag, axis=1, keepdims=True)
-    smooth = root + lag * np.minimum(1.0, view.max_lag_cm / np.maximum(norm, 1e-9))
-    # Aim at the usual hip height above the floor; follow the root up and down
-    # only as far as it strays from its median height.
-    target = smooth
-    target[:, 1] += floor_y + view.target_height_cm - np.median(root[:, 1])
+    target = centre + lag * np.minimum(1.0, view.max_lag_cm / np.maximum(norm, 1e-9))
+    centre_above_feet = np.median(centre[:, 1] - world[..., 1].min(axis=1))
+    target[:, 1] += view.target_height_cm - centre_above_feet
     az, el = np.radians(view.azimuth_deg), np.radians(view.elevation_deg)
     back = np.array([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)])
     eye = target + view.distance_cm * back
@@ -152,11 +164,12 @@ def clip_segments(a: np.ndarray, b: np.ndarray, near: float = NEAR_CM
     return a2, b2, keep
 
 
-def grid_segments(target_xz: np.ndarray, floor_y: float, view: View) -> np.ndarray:
+def grid_segments(target_xz: np.ndarray, floor_y: np.ndarray, view: View) -> np.ndarray:
     """World-fixed grid lines clipped to a disc around each frame's target.
 
     Args:
         target_xz: [T, 2] disc centres (x, z), cm.
+        floor_y: [T] floor height, cm.
 
     Returns:
         [T, L, 2, 3] segment endpoints, world cm (zero-length where a line
@@ -174,7 +187,7 @@ def grid_segments(target_xz: np.ndarray, floor_y: float, view: View) -> np.ndarr
         half = np.sqrt(np.maximum(r * r - d * d, 0.0))
         other = target_xz[:, 1 - axis:2 - axis]
         s = np.empty((T, len(offs), 2, 3))
-        s[..., 1] = floor_y
+        s[..., 1] = floor_y[:, None, None]
         s[..., 0, 2 * axis] = pos
         s[..., 1, 2 * axis] = pos
         s[..., 0, 2 - 2 * axis] = other - half
@@ -212,13 +225,13 @@ class SkeletonRenderer:
         self.view, self.fps, self.caption, self.show_frame = view, fps, caption, show_frame
         self.n_frames = len(joints)
         world = with_virtual_points(joints + root[:, None, :])  # [T, 27, 3]
-        floor_y = floor_height(world[:, :23])
-        eye, axes = camera_path(root, floor_y, fps, view)
+        floor_y = floor_track(world[:, :23], fps)  # [T]
+        eye, axes = camera_path(world[:, :23], fps, view)
         self.eye = eye
 
         cam = to_camera(world, eye, axes)
         shadow = world.copy()
-        shadow[..., 1] = floor_y
+        shadow[..., 1] = floor_y[:, None]
         cam_shadow = to_camera(shadow, eye, axes)
 
         bones = np.asarray(BONES)
@@ -324,5 +337,7 @@ class SideBySide:
         x = 0
         for p in self.panels:
             p.frame(i, out=img[:, x:x + p.view.width])
+            if x:
+                img[:, x - 1:x + 1] = GRID  # a thin divider between panels
             x += p.view.width
         return img

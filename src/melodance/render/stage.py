@@ -37,11 +37,12 @@ def compare_panels(bundle, seg, label: str, view, max_frames: int | None = None)
     still sees the same music up to there).
     """
     from melodance.features.motion import motion_from_features
+    from melodance.render.dance import generate
     from melodance.render.draw import SideBySide, SkeletonRenderer
 
     n = seg.n_frames if max_frames is None else min(seg.n_frames, max_frames)
     fps = float(bundle.features_meta.get("fps", 25.0))
-    gen_j, gen_r = bundle.generate(seg.music[:n], seg.temporal[:n], seg.root_start)
+    gen_j, gen_r = generate(bundle, seg.music[:n], seg.temporal[:n], seg.root_start)
     gt_j, gt_r = motion_from_features(seg.motion[:n], seg.root_start)
     panels = SideBySide([
         SkeletonRenderer(gt_j, gt_r, fps, view, caption=f"{seg.name} | ground truth"),

@@ -225,28 +225,29 @@ def audio_seconds(path: str | Path, sr: int = AUDIO_SR) -> float:
     return len(r.stdout) / 2 / sr
 
 
-def skeleton_mask(frame: np.ndarray) -> np.ndarray:
-    """Where the (coloured) limbs are, at half resolution: [H/2, W/2] uint8 0/255.
+def limb_saturation(frame: np.ndarray) -> np.ndarray:
+    """Saturation above the stage's, at half resolution: [H/2, W/2] uint8.
 
-    The stage (background, grid, shadows, text) is grey; limbs are saturated
-    colours. Works on RGB or BGR frames alike.
+    The stage (background, grid, shadows, text) has low saturation (< 100 of
+    255); limbs are saturated colours. Subtracting 100 leaves only the limbs
+    and their anti-aliased edges, whose values shift with sub-pixel movement.
     """
     import cv2
 
     small = cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2),
                        interpolation=cv2.INTER_AREA)
-    hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
-    return cv2.inRange(hsv, (0, 110, 90), (180, 255, 255))
+    return cv2.subtract(cv2.cvtColor(small, cv2.COLOR_BGR2HSV)[..., 1], 100)
 
 
-def video_facts(path: str | Path, min_skeleton_px: int = 30, still_px: int = 2) -> dict:
+def video_facts(path: str | Path, min_skeleton_px: int = 30, still_level: float = 0.5) -> dict:
     """Measure a written video by decoding it: the facts the output checks test.
 
     Args:
         path: a video file.
         min_skeleton_px: a frame with fewer limb pixels (half resolution) is blank.
-        still_px: consecutive frames whose limb masks differ in at most this
-            many pixels show no movement.
+        still_level: consecutive frames whose limbs differ by less than this
+            (sum of saturation differences in units of one full pixel, half
+            resolution) show no movement. Grey text (the frame counter) does not count.
 
     Returns:
         dict with ``frames`` (decoded), ``fps``, ``width``, ``height``,
@@ -274,16 +275,16 @@ def video_facts(path: str | Path, min_skeleton_px: int = 30, still_px: int = 2) 
             if not ok:
                 break
             n += 1
-            mask = skeleton_mask(frame)
-            px = cv2.countNonZero(mask)
+            limbs = limb_saturation(frame)
+            px = cv2.countNonZero(cv2.threshold(limbs, 10, 255, cv2.THRESH_BINARY)[1])
             counts.append(px)
             blank += px < min_skeleton_px
-            if prev is not None and cv2.countNonZero(cv2.bitwise_xor(mask, prev)) <= still_px:
+            if prev is not None and cv2.norm(limbs, prev, cv2.NORM_L1) / 255 < still_level:
                 run += 1
                 longest = max(longest, run)
             else:
                 run = 0
-            prev = mask
+            prev = limbs
     finally:
         cap.release()
     codecs = _streams(path)
@@ -295,7 +296,7 @@ def video_facts(path: str | Path, min_skeleton_px: int = 30, still_px: int = 2) 
         "audio_minus_video_s": None if audio_s is None else audio_s - video_s,
         "video_codec": codecs["video"], "audio_codec": codecs["audio"],
         "blank_frames": int(blank),
-        # Frames with no change after the first: a run of k identical frames lasts k / fps.
+        # k frames in a row without change span k / fps seconds.
         "longest_still_s": (longest + 1) / fps if longest and fps > 0 else 0.0,
         "median_skeleton_px": float(np.median(counts)) if counts else 0.0,
     }

@@ -1,0 +1,125 @@
+"""``melodance dance`` and ``melodance render``: end to end with a tiny trained model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from melodance.cli import main
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tiny_features, tmp_path_factory):
+    """A tiny model trained for two epochs on the embedded corpus, saved as a bundle."""
+    from melodance.features.pipeline import load_features
+    from melodance.models.bundle import DanceBundle
+    from melodance.models.config import ModelConfig
+    from melodance.train.config import TrainConfig
+    from melodance.train.loop import fit
+
+    fs = load_features(tiny_features)
+    model_cfg = ModelConfig(variant="lstm_autoencoder", hidden_size=24, layers=1, code_size=8,
+                            mlp_hidden=24, dropout=0.0)
+    result = fit(fs, model_cfg, TrainConfig(epochs=2, batch_size=16, threads=1, patience=5),
+                 progress=False)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    DanceBundle(result.model, fs.normalizers, fs.meta).save(path)
+    return path
+
+
+def test_dance_cli_real_song_video_and_motion(tiny_bundle, real_data, tmp_path, capsys):
+    import cv2
+
+    from melodance.data.layout import read_skeletons
+    from melodance.render.bvh import read_bvh
+
+    song = real_data / "DANCE_R_3" / "audio.mp3"
+    out = tmp_path / "dance.mp4"
+    rc = main(["dance", str(song), "-o", str(out), "--model", str(tiny_bundle), "--start", "12",
+               "--duration", "4", "--motion-out", str(tmp_path / "m.json"),
+               "--motion-out", str(tmp_path / "m.bvh"), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    cap = cv2.VideoCapture(str(out))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 100 and cap.get(cv2.CAP_PROP_FPS) == pytest.approx(25.0)
+    joints, root = read_skeletons(tmp_path / "m.json")  # the dataset's own reader accepts it
+    assert joints.shape == (100, 23, 3) and root.shape == (100, 3)
+    world = np.load(tmp_path / "m.npy")
+    assert world.shape == (100, 23, 3)
+    np.testing.assert_allclose(world, joints + root[:, None], atol=2e-4)
+    bvh = read_bvh(tmp_path / "m.bvh")
+    assert len(bvh.motion) == 100 and bvh.fps == pytest.approx(25.0)
+    assert "100 frames" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["missing", "not_audio", "too_short", "no_folder",
+                                  "bad_suffix", "span_past_end"])
+def test_dance_bad_input_clear_error_no_output(case, tmp_path, capsys):
+    import soundfile as sf
+
+    song = tmp_path / "song.wav"
+    sf.write(song, np.zeros(int(3.0 * 22050), np.float32), 22050)
+    out = tmp_path / "out" / "dance.mp4"
+    out.parent.mkdir()
+    extra: list[str] = []
+    expect = ""
+    if case == "missing":
+        song, expect = tmp_path / "nope.mp3", "no such file"
+    elif case == "not_audio":
+        song = tmp_path / "notes.mp3"
+        song.write_text("this is not a song\n" * 50)
+        expect = "cannot decode audio"
+    elif case == "too_short":
+        song = tmp_path / "short.wav"
+        sf.write(song, np.zeros(11025, np.float32), 22050)
+        expect = "at least 1 s"
+    elif case == "no_folder":
+        out, expect = tmp_path / "missing" / "dance.mp4", "output folder does not exist"
+    elif case == "bad_suffix":
+        out, expect = tmp_path / "out" / "dance.avi", ".mp4"
+    elif case == "span_past_end":
+        extra, expect = ["--start", "2.5"], "shorter than 1 s"
+    # No model is loaded: input errors come first (the model path does not even exist).
+    rc = main(["dance", str(song), "-o", str(out), "--model", str(tmp_path / "model.pt"),
+               "--no-progress", "--motion-out", str(tmp_path / "out" / "m.json"), *extra])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert expect in err and "Traceback" not in err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_render_compare_and_stage(tiny_bundle, tiny_features, synth_corpus, mlflow_store,
+                                  tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from melodance.render.config import RenderConfig
+    from melodance.render.stage import render_split
+
+    out = tmp_path / "cmp.mp4"
+    rc = main(["render", "--compare", "DANCE_W_2", "--features", str(tiny_features),
+               "--model", str(tiny_bundle), "--data", str(synth_corpus), "-o", str(out),
+               "--max-seconds", "2", "--no-progress", "--params", str(tmp_path / "none.yaml")])
+    assert rc == 0, capsys.readouterr().err
+    import cv2
+
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 1280  # two 640-wide panels
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 50
+
+    res = render_split(tiny_features, tiny_bundle, synth_corpus, tmp_path / "render",
+                       RenderConfig(max_seconds=2.0), log_mlflow=True)
+    assert res["n_videos"] == 2 and res["n_failed"] == 0
+    summary = json.loads((tmp_path / "render" / "videos.json").read_text())
+    for name, v in summary["videos"].items():
+        assert (tmp_path / "render" / f"{name}.mp4").is_file()
+        assert v["frames"] == v["frames_expected"] == 50 and v["failed_checks"] == []
+    assert (tmp_path / "render" / "data_docs" / "index.html").is_file()
+    client = MlflowClient(mlflow_store)
+    (run,) = client.search_runs(client.search_experiments()[0].experiment_id,
+                                "tags.`melodance.stage` = 'render'")
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "render")}
+    assert {f"render/{n}.mp4" for n in summary["videos"]} <= logged
