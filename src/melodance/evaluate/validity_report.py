@@ -186,12 +186,15 @@ def metrics_summary(results: dict) -> dict:
     for split in ("train", "val", "test"):
         if split in m:
             flat[f"matching.{split}"] = {k: v for k, v in m[split].items() if k.startswith("auc")}
-    return _finite(flat)
+    return finite_json(flat)
 
 
-def _finite(d):
+def finite_json(d):
+    """``d`` with every non-finite float replaced by None (JSON has no nan)."""
     if isinstance(d, dict):
-        return {k: _finite(v) for k, v in d.items()}
+        return {k: finite_json(v) for k, v in d.items()}
+    if isinstance(d, list | tuple):
+        return [finite_json(v) for v in d]
     if isinstance(d, float) and not math.isfinite(d):
         return None
     return d

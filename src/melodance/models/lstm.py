@@ -139,6 +139,10 @@ class DanceModel(nn.Module):
         """
         was_training = self.training
         self.eval()
+        # One sequence (batch 1) is a chain of tiny matrix products: extra threads
+        # only add synchronisation, which under load costs 10-100x.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
         try:
             x, _ = self.prepare(music.unsqueeze(0),
                                 temporal.unsqueeze(0) if temporal is not None else None)
@@ -148,6 +152,7 @@ class DanceModel(nn.Module):
                 outs.append(o["motion"])
                 state = o["state"]
         finally:
+            torch.set_num_threads(threads)
             self.train(was_training)
         return torch.cat(outs, dim=1)[0]
 

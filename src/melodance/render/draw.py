@@ -282,16 +282,20 @@ class SkeletonRenderer:
         img = out if out is not None else np.empty_like(self._background)
         img[:] = self._background
         aa = cv2.LINE_AA
-        if len(self._grid[i]):
-            cv2.polylines(img, self._grid[i], False, GRID, 1, aa, SHIFT)
+
+        def lines(segs, colour, thickness):
+            if len(segs):  # all clipped away (behind the camera): nothing to draw
+                cv2.polylines(img, segs, False, colour, thickness, aa, SHIFT)
+
         t = v.thickness
-        cv2.polylines(img, self._shadow[i], False, SHADOW, t + 3, aa, SHIFT)
+        lines(self._grid[i], GRID, 1)
+        lines(self._shadow[i], SHADOW, t + 3)
         near, far = ("b", "a") if self._a_far[i] else ("a", "b")
-        cv2.polylines(img, self._bones[far][i], False, SIDE_COLOURS[far], t, aa, SHIFT)
-        cv2.polylines(img, self._bones["centre"][i], False, CENTRE, t, aa, SHIFT)
+        lines(self._bones[far][i], SIDE_COLOURS[far], t)
+        lines(self._bones["centre"][i], CENTRE, t)
         cv2.circle(img, tuple(int(c) for c in self._head[i]), int(self._head_r[i]), CENTRE, t,
                    aa, SHIFT)
-        cv2.polylines(img, self._bones[near][i], False, SIDE_COLOURS[near], t, aa, SHIFT)
+        lines(self._bones[near][i], SIDE_COLOURS[near], t)
         scale = v.height / 960
         if self.caption:
             put_text(img, self.caption, (10, 10), scale)
