@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "melodance.evaluate.commands",
     "melodance.tune.commands",
     "melodance.serve.commands",
+    "melodance.ablate.commands",
+    "melodance.evaluate.validity_commands",
     "melodance.render.commands",
 )
 

@@ -10,3 +10,6 @@ class EvaluateConfig(Section):
     bas_sigma_s: float = 0.05        # beat alignment tolerance, seconds (3 frames at 60 fps)
     kin_smooth_s: float = 5 / 60     # Gaussian smoothing of joint speed for kinematic beats, s
     fid_clip_s: float = 10.0         # FID/diversity features per clip of this length, s
+    validity_min_s: float = 20.0     # validity test: dances shorter than this are left out, s
+    validity_n_perm: int = 10_000    # permutations of the validity test
+    seed: int = 0                    # permutation seed

@@ -117,16 +117,51 @@ def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, cfg: Eva
         "n_sequences": len(names),
         "n_frames": int(sum(len(t.joints) for t in truth)),
     }
+    result.update(music_validity(fs, names, model, truth, fps, cfg))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     headline = {k: {m: round(v, 5) for m, v in result[k].items() if not m.startswith("metric_loss_joint")}
                 for k in ("model", "ground_truth", "mean_pose_baseline")}
-    headline.update(n_sequences=result["n_sequences"], n_frames=result["n_frames"])
+    headline.update(n_sequences=result["n_sequences"], n_frames=result["n_frames"],
+                    validity=result["validity"],
+                    music_motion_consistency=result["music_motion_consistency"])
     io.write_json(out_dir / "metrics.json", headline)
     io.write_text(out_dir / "per_sequence.csv", per_sequence_csv(model, truth, fps, cfg))
     if log_mlflow:
         _log(result, bundle, out_dir, cfg)
     return headline
+
+
+def music_validity(fs, names, model: list[Dance], truth: list[Dance], fps: float,
+                   cfg: EvaluateConfig) -> dict:
+    """Does each music-conditioned metric carry information on this split? (docs/metrics-validity.md)
+
+    Scores the split's ground truth under its own and under the other songs
+    (permutation test), and ``music_motion_consistency`` of the model beside
+    ground truth and ground truth under another song.
+    """
+    from melodance.evaluate.validity import (
+        INFORMATIVE,
+        consistency_scores,
+        music_info_from_features,
+        split_validity,
+    )
+
+    seqs = [fs.sequences[n] for n in names]
+    musics = [music_info_from_features(s.music, s.beat_frames, fps) for s in seqs]
+    min_frames = int(cfg.validity_min_s * fps)
+    gt = [t.world for t in truth]
+    validity, consistency = {}, {}
+    if sum(len(g) >= min_frames for g in gt) >= 2:
+        res = split_validity(gt, musics, fps, [s.style for s in seqs], n_perm=cfg.validity_n_perm,
+                             seed=cfg.seed, min_frames=min_frames)
+        validity = {k: {"gap": float(r.gap), "p_value": float(r.p_value),
+                        "informative": int(r.verdict == INFORMATIVE), "verdict": r.verdict}
+                    for k, r in res.items()}
+        consistency = {k: float(v) for k, v in consistency_scores(
+            [d.world for d in model], gt, musics, fps, min_frames=min_frames).items()
+            if isinstance(v, (int, float))}
+    return {"validity": validity, "music_motion_consistency": consistency}
 
 
 def per_sequence_csv(model: list[Dance], truth: list[Dance], fps: float, cfg) -> str:
@@ -149,10 +184,16 @@ def _log(result: dict, bundle, out_dir: Path, cfg: EvaluateConfig) -> None:
     train_run = (bundle.extra or {}).get("run_id")
     flat = {f"test.{k}.{m}": v for k in ("model", "ground_truth", "mean_pose_baseline")
             for m, v in result[k].items()}
+    flat.update({f"test.validity.{k}.{m}": v for k, r in result["validity"].items()
+                 for m, v in r.items() if m != "verdict"})
+    flat.update({f"test.music_motion_consistency.{k}": v
+                 for k, v in result["music_motion_consistency"].items()})
+    verdicts = {f"validity.{k}": r["verdict"] for k, r in result["validity"].items()}
     with tracking.stage_run("evaluate", params={"evaluate": cfg.model_dump()},
                             run_name="evaluate",
                             tags={"melodance.train_run_id": train_run or "unknown"}):
         tracking.log_metrics(flat)
+        tracking.set_tags(verdicts)
         tracking.log_artifact(out_dir / "metrics.json")
         tracking.log_artifact(out_dir / "per_sequence.csv")
     if train_run:

@@ -111,20 +111,11 @@ def music_info(audio_path: str | Path, start_s: float, n_frames: int, cfg=None) 
         and the seed16 (or mel80) features, all at the dance's frame rate.
     """
     from melodance.features.config import FeaturesConfig
-    from melodance.features.music import SEED16_GROUPS, song_features
+    from melodance.features.music import song_features
 
     cfg = cfg or FeaturesConfig()
     song = song_features(audio_path, start_s, n_frames, cfg)
-    beats = np.asarray(song["beat_frames"], dtype=np.float64) / cfg.fps
-    beats = beats[(beats >= 0) & (beats < n_frames / cfg.fps)]
-    if cfg.music == "seed16":
-        (_, lo, hi), = [g for g in SEED16_GROUPS if g[0] == "onset_strength"]
-        onset = song["music"][:, lo]
-    else:
-        # mel80 has no onset column: spectral flux of its log-mel bands, as in seed16.
-        onset = np.r_[0.0, np.maximum(np.diff(song["music"], axis=0), 0.0).mean(axis=1)]
-    return MusicInfo(fps=cfg.fps, beats_s=beats, onset=np.asarray(onset, np.float64),
-                     features=song["music"])
+    return music_info_from_features(song["music"], song["beat_frames"], cfg.fps)
 
 
 @dataclass
@@ -416,12 +407,13 @@ def split_validity(motions: Sequence[np.ndarray], musics: Sequence[MusicInfo], f
 
 def consistency_scores(generated: Sequence[np.ndarray], truth: Sequence[np.ndarray],
                        musics: Sequence[MusicInfo], fps: float, score: ScoreFn | None = None,
-                       clip_frames: int | None = None) -> dict[str, float]:
+                       clip_frames: int | None = None, min_frames: int = 0) -> dict[str, float]:
     """A music-conditioned score of generated dances beside its two references.
 
     Every dance is cut to the same clip (``clip_frames``, default the shortest
-    ground-truth dance; first clip only) so the three numbers are comparable
-    even for length-dependent scores such as coherence.
+    dance of at least ``min_frames`` frames; first clip only; shorter dances
+    are left out) so the three numbers are comparable even for
+    length-dependent scores such as coherence.
 
     Args:
         generated: ``n`` generated dances ``[T_i, J, 3]``, world cm, each made for ``musics[i]``.
@@ -430,12 +422,14 @@ def consistency_scores(generated: Sequence[np.ndarray], truth: Sequence[np.ndarr
         fps: frames per second.
         score: the metric (default ``alignment.music_motion_consistency``).
         clip_frames: clip length, frames.
+        min_frames: dances shorter than this are left out (coherence needs at
+            least 2 of its 5.12 s segments; 20 s is a good floor).
 
     Returns:
         ``model`` (generated under their own songs), ``ground_truth`` (under
         their own songs), ``ground_truth_other_song`` (under the other songs
         of the set, the level a dance reaches by chance), means over dances
-        with a defined score; ``clip_s``.
+        with a defined score; ``clip_s`` and ``n_dances``.
     """
     if score is None:
         from melodance.evaluate.alignment import music_motion_consistency as score
@@ -444,8 +438,11 @@ def consistency_scores(generated: Sequence[np.ndarray], truth: Sequence[np.ndarr
         raise ValueError(f"{len(generated)} generated, {n} true dances, {len(musics)} songs")
     lengths = [min(len(g), len(t), m.n_frames) for g, t, m in zip(generated, truth, musics,
                                                                   strict=True)]
-    C = int(clip_frames or min(lengths))
-    keep = [k for k in range(n) if lengths[k] >= C]
+    long_enough = [n_ for n_ in lengths if n_ >= min_frames]
+    if not long_enough:
+        raise ValueError(f"no dance is {min_frames} frames long")
+    C = int(clip_frames or min(long_enough))
+    keep = [k for k in range(n) if lengths[k] >= max(C, min_frames)]
     if not keep:
         raise ValueError(f"no dance is {C} frames long")
     gt = score_table([truth[k] for k in keep], [musics[k] for k in keep], score, fps, C)
@@ -462,4 +459,4 @@ def consistency_scores(generated: Sequence[np.ndarray], truth: Sequence[np.ndarr
     with np.errstate(all="ignore"):
         other = [mean(row) for row in S]
     return {"model": mean(gen), "ground_truth": mean(own), "ground_truth_other_song": mean(other),
-            "clip_s": C / fps}
+            "clip_s": C / fps, "n_dances": len(keep)}

@@ -214,6 +214,17 @@ def _p(x) -> str:
     return f"{x:.4f}" if x >= 1e-3 else f"{x:.1e}"
 
 
+def _p_min(x, n_perm: int) -> str:
+    """A p-value; the smallest one a permutation test can give is marked as a bound."""
+    if x is not None and math.isfinite(x) and x <= 1.0 / (1 + n_perm) * (1 + 1e-9):
+        return f"<= {x:.1e}"
+    return _p(x)
+
+
+def _rel(p: str) -> str:
+    return p if p.startswith("<=") else f"= {p}"
+
+
 def validity_table(metrics: dict[str, dict]) -> str:
     """Markdown table of :class:`ValidityResult` dicts by metric name."""
     lines = ["| metric | own music | other music | gap | d_z | own-song AUC | p | "
@@ -222,8 +233,10 @@ def validity_table(metrics: dict[str, dict]) -> str:
     for name, r in metrics.items():
         lines.append(
             f"| `{name}` | {_f(r['own'])} | {_f(r['other'])} | {_f(r['gap'], 3)} | "
-            f"{_f(r['effect_dz'], 2)} | {_f(r['own_rank_auc'], 3)} | {_p(r['p_value'])} | "
-            f"{_f(r['gap_within'], 3)} ({_p(r['p_within'])}) | {_p(r['p_across'])} | "
+            f"{_f(r['effect_dz'], 2)} | {_f(r['own_rank_auc'], 3)} | "
+            f"{_p_min(r['p_value'], r['n_perm'])} | "
+            f"{_f(r['gap_within'], 3)} ({_p_min(r['p_within'], r['n_perm'])}) | "
+            f"{_p_min(r['p_across'], r['n_perm'])} | "
             f"**{r['verdict']}** |")
     return "\n".join(lines)
 
@@ -272,22 +285,27 @@ def render_block(results: dict, command: str) -> str:
                  if "val_loss" in m["history"][-1] else "")
               + f" (chance: ln {cfg['matching']['batch_size']} = "
               f"{math.log(cfg['matching']['batch_size']):.3f}).", ""]
-    auc = test["auc"]
-    if auc < 0.6:
+    auc, within = (math.nan if v is None else v for v in (test["auc"], test["auc_within_style"]))
+    if not math.isfinite(auc) or auc < 0.6:
         lines.append(f"**The learned model does not separate matched from mismatched test pairs "
-                     f"(ROC AUC {auc:.3f} < 0.6).**")
-    elif test["auc_within_style"] < 0.6:
+                     f"(ROC AUC {_f(auc, 3)} < 0.6).**")
+    elif not math.isfinite(within):
+        lines.append(f"The learned model separates test pairs (ROC AUC {auc:.3f}); the test split "
+                     "has no two songs of one style, so whether it does more than recognise "
+                     "style or tempo is not tested.")
+    elif within < 0.6:
         lines.append(f"The learned model separates test pairs (ROC AUC {auc:.3f}) only across "
-                     f"styles: within a style its ROC AUC is {test['auc_within_style']:.3f}, "
+                     f"styles: within a style its ROC AUC is {within:.3f}, "
                      "so it recognises style or tempo, not how a dance follows its song.")
     else:
         lines.append(f"The learned model separates matched from mismatched test pairs "
-                     f"(ROC AUC {auc:.3f}, within a style {test['auc_within_style']:.3f}).")
+                     f"(ROC AUC {auc:.3f}, within a style {within:.3f}).")
     lines += ["", "### `music_motion_consistency`", ""]
     ok = sel_all.get("verdict") == INFORMATIVE and sel_held.get("verdict") == INFORMATIVE
     lines.append(
         f"`music_motion_consistency` = `{results['selected']}`: "
-        f"p = {_p(sel_all.get('p_value'))} on all sequences, {_p(sel_held.get('p_value'))} on the "
+        f"p {_rel(_p_min(sel_all.get('p_value'), cfg['n_perm']))} on all sequences, "
+        f"{_rel(_p_min(sel_held.get('p_value'), cfg['n_perm']))} on the "
         "held-out ones; " + ("it passes the validity test on both." if ok else
                              "**it does not pass the validity test on both: treat it as not "
                              "informative on this data.**"))

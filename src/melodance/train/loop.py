@@ -117,23 +117,26 @@ def config_key(*parts: dict) -> str:
 def fit(fs, model_cfg: ModelConfig, cfg: TrainConfig, *,
         checkpoint_path: Path | None = None,
         on_epoch: Callable[[EpochStats], None] | None = None,
-        progress: bool = True, window: int | None = None) -> TrainResult:
+        progress: bool = True, window: int | None = None,
+        stride: int | None = None) -> TrainResult:
     """Train ``model_cfg`` on the feature set ``fs`` (a features.pipeline.FeatureSet).
 
     ``on_epoch`` is called after each epoch (MLflow logging, Optuna pruning;
     it may raise to stop). With ``checkpoint_path``, state is saved after every
-    epoch and training resumes from it when the file exists. ``window`` (frames)
-    overrides the feature set's window length, keeping its overlap ratio.
+    epoch and training resumes from it when the file exists. ``window`` and
+    ``stride`` (frames) override the feature set's windows; a window alone keeps
+    the features' overlap ratio.
     """
     from tqdm import tqdm
 
     torch.set_num_threads(cfg.threads)
-    wkw = {}
-    if window is not None:
-        fcfg = fs.meta["config"]
-        wkw = {"window": window, "stride": max(1, round(window * fcfg["stride"] / fcfg["window"]))}
-    train = to_tensors(fs.windows("train", **wkw))
-    val = to_tensors(fs.windows("val", **wkw))
+    fcfg = fs.meta["config"]
+    if window is not None and stride is None:  # keep the features' overlap ratio
+        stride = max(1, round(window * fcfg["stride"] / fcfg["window"]))
+    wkw = {"window": window, "stride": stride}
+    streams = ("music", "temporal", "motion")
+    train = to_tensors({k: v for k, v in fs.windows("train", **wkw).items() if k in streams})
+    val = to_tensors({k: v for k, v in fs.windows("val", **wkw).items() if k in streams})
     if train["music"].shape[0] == 0:
         raise ValueError("no training windows: sequences shorter than features.window?")
     if val["music"].shape[0] == 0:
