@@ -260,7 +260,7 @@ def close_stale_runs(stage: str, status: str = "KILLED") -> int:
     n = 0
     for r in runs:
         pid = r.data.tags.get("melodance.pid")
-        if pid and _pid_alive(int(pid)) and int(pid) != os.getpid():
+        if pid and pid_alive(int(pid)) and int(pid) != os.getpid():
             continue
         client.set_terminated(r.info.run_id, status=status)
         n += 1
@@ -268,7 +268,10 @@ def close_stale_runs(stage: str, status: str = "KILLED") -> int:
     return n
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host with this id is running."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -12,16 +12,13 @@ is put in place.
 
 from __future__ import annotations
 
-import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from melodance import FPS
 from melodance.render.video import OutputCheck, VideoCheckError, check_table_row, output_checks
+from melodance.validate.gx import plain as _plain
 
 SUITE_NAME = "melodance_rendered_videos"
 KEY = "video"
@@ -52,12 +49,6 @@ def _expectations(check: OutputCheck) -> list:
     return out
 
 
-def _plain(v):
-    if hasattr(v, "item"):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 def run_output_suite(rows: list[dict], checks: list[OutputCheck],
@@ -70,61 +61,27 @@ def run_output_suite(rows: list[dict], checks: list[OutputCheck],
         checks: the output checks (:func:`~melodance.render.video.output_checks`).
         docs_dir: where to write the Data Docs site (replaced atomically); None: none.
     """
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
     import pandas as pd
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    from melodance.io import atomic_dir
+    from melodance.validate.gx import run_gx_suite
 
     if not rows:
         raise ValueError("no videos to check")
     cols = [KEY, *dict.fromkeys(c.column for c in checks)]
     table = pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
     by_name = {c.name: c for c in checks}
-    with tempfile.TemporaryDirectory(prefix="melodance-gx-") as tmp:
-        ctx = gx.get_context(mode="file", project_root_dir=tmp)
-        ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-        ctx.variables.save()
-        batch = (ctx.data_sources.add_pandas("renders").add_dataframe_asset("video_facts")
-                 .add_batch_definition_whole_dataframe("all"))
-        suite = ctx.suites.add(gx.ExpectationSuite(name=SUITE_NAME))
-        for c in checks:
-            for exp in _expectations(c):
-                suite.add_expectation(exp)
-        vd = ctx.validation_definitions.add(
-            gx.ValidationDefinition(name="video_facts", data=batch, suite=suite))
-        actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if docs_dir else []
-        cp = ctx.checkpoints.add(gx.Checkpoint(
-            name="melodance_render", validation_definitions=[vd], actions=actions,
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [KEY]},
-        ))
-        result = cp.run(batch_parameters={"dataframe": table},
-                        run_id=RunIdentifier(run_name="melodance-render"))
-        (vres,) = result.run_results.values()
-        failures: dict[str, list[dict]] = {}
-        for r in vres.results:
-            if r.success:
-                continue
-            check = by_name[r.expectation_config.meta["check"]]
-            if r.exception_info and r.exception_info.get("raised_exception"):
-                raise RuntimeError(f"Great Expectations could not evaluate check {check.name}: "
-                                   f"{r.exception_info.get('exception_message')}")
-            for row in r.result.get("unexpected_index_list") or []:
-                found = failures.setdefault(row[KEY], [])
-                if any(f["check"] == check.name for f in found):
-                    continue
-                found.append({"check": check.name, "why": check.why,
-                              "value": _plain(row.get(check.column)), "bound": check.bound})
-        docs_index = None
-        if docs_dir:
-            site = Path(tmp) / "gx" / "uncommitted" / "data_docs" / "local_site"
-            with atomic_dir(docs_dir) as out:
-                shutil.copytree(site, out, dirs_exist_ok=True)
-            docs_index = Path(docs_dir) / "index.html"
-    stats = {k: _plain(v) for k, v in vres.statistics.items()}
-    return OutputSuiteOutcome(failures, stats, docs_index)
+    run = run_gx_suite(table, [e for c in checks for e in _expectations(c)],
+                       name="melodance_render", key=KEY, docs_dir=docs_dir)
+    failures: dict[str, list[dict]] = {}
+    for name, bad_rows in run.unexpected:
+        check = by_name[name]
+        for row in bad_rows:
+            found = failures.setdefault(row[KEY], [])
+            if any(f["check"] == check.name for f in found):
+                continue  # one check has two expectations (not null, in bounds)
+            found.append({"check": check.name, "why": check.why,
+                          "value": _plain(row.get(check.column)), "bound": check.bound})
+    return OutputSuiteOutcome(failures, run.statistics, run.docs_index)
 
 
 def ge_check(expected_frames: int, fps: float = FPS, audio: bool = True,

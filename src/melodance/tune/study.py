@@ -103,7 +103,7 @@ def fail_dead_local_trials(study, max_retry: int) -> int:
             # trial left that way for long belongs to a worker that died at once.
             if t.datetime_start and (now - t.datetime_start).total_seconds() < 60:
                 continue
-        elif t.user_attrs.get("host") != host or _alive(t.user_attrs["pid"]):
+        elif t.user_attrs.get("host") != host or tracking.pid_alive(t.user_attrs["pid"]):
             continue
         try:
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
@@ -115,18 +115,6 @@ def fail_dead_local_trials(study, max_retry: int) -> int:
             study.enqueue_trial(t.params, user_attrs={"retries": retries + 1,
                                                       "retried_from": t.number})
     return n
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run_worker(setup: Setup, worker_index: int = 0) -> None:

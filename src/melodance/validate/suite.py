@@ -13,15 +13,13 @@ instead, with a message naming the file.
 
 from __future__ import annotations
 
-import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from melodance.validate.config import ValidateConfig
+from melodance.validate.gx import plain as _plain
+from melodance.validate.gx import run_gx_suite
 
 SUITE_NAME = "melodance_sequence_facts"
 KEY = "sequence"
@@ -169,13 +167,6 @@ class SuiteOutcome:
     docs_index: Path | None
 
 
-def _plain(v):
-    """numpy scalars -> Python, NaN -> None, for JSON."""
-    if hasattr(v, "item"):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 def run_suite(table, cfg: ValidateConfig, docs_dir: str | Path | None = None) -> SuiteOutcome:
@@ -186,63 +177,22 @@ def run_suite(table, cfg: ValidateConfig, docs_dir: str | Path | None = None) ->
     docs_dir: where to write GE's Data Docs site (replaced atomically); None
       skips them.
     """
-    # GE reads these at import and context creation: no usage statistics, and
-    # no progress bars on stderr.
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    from melodance.io import atomic_dir
-
     all_checks = checks(cfg)
     by_name = {c.name: c for c in all_checks}
     missing = sorted({col for c in all_checks for col in c.columns} - set(table.columns))
     if missing:
         raise ValueError(f"facts table lacks column(s) {', '.join(missing)}")
 
-    with tempfile.TemporaryDirectory(prefix="melodance-gx-") as tmp:
-        ctx = gx.get_context(mode="file", project_root_dir=tmp)
-        ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-        ctx.variables.save()
-        batch = (ctx.data_sources.add_pandas("sequences").add_dataframe_asset("facts")
-                 .add_batch_definition_whole_dataframe("all"))
-        suite = ctx.suites.add(gx.ExpectationSuite(name=SUITE_NAME))
-        for c in all_checks:
-            suite.add_expectation(c.expectation())
-        vd = ctx.validation_definitions.add(
-            gx.ValidationDefinition(name="sequence_facts", data=batch, suite=suite))
-        actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if docs_dir else []
-        cp = ctx.checkpoints.add(gx.Checkpoint(
-            name="melodance_validate", validation_definitions=[vd], actions=actions,
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [KEY]},
-        ))
-        result = cp.run(batch_parameters={"dataframe": table},
-                        run_id=RunIdentifier(run_name="melodance-validate"))
-        (vres,) = result.run_results.values()
-
-        failures: dict[str, list[dict]] = {}
-        for r in vres.results:
-            check = by_name[r.expectation_config.meta["check"]]
-            if r.success:
-                continue
-            if r.exception_info and r.exception_info.get("raised_exception"):
-                raise RuntimeError(f"Great Expectations could not evaluate check {check.name}: "
-                                   f"{r.exception_info.get('exception_message')}")
-            for row in r.result.get("unexpected_index_list") or []:
-                if len(check.columns) == 1:
-                    value = _plain(row.get(check.columns[0]))
-                else:
-                    value = {col: _plain(row.get(col)) for col in check.columns}
-                failures.setdefault(row[KEY], []).append(
-                    {"check": check.name, "why": check.why, "value": value,
-                     "bound": check.bound})
-
-        docs_index = None
-        if docs_dir:
-            site = Path(tmp) / "gx" / "uncommitted" / "data_docs" / "local_site"
-            with atomic_dir(docs_dir) as out:
-                shutil.copytree(site, out, dirs_exist_ok=True)
-            docs_index = Path(docs_dir) / "index.html"
-    stats = {k: _plain(v) for k, v in vres.statistics.items()}
-    return SuiteOutcome(failures, stats, docs_index)
+    run = run_gx_suite(table, [c.expectation() for c in all_checks], name="melodance_validate",
+                       key=KEY, docs_dir=docs_dir)
+    failures: dict[str, list[dict]] = {}
+    for name, rows in run.unexpected:
+        check = by_name[name]
+        for row in rows:
+            if len(check.columns) == 1:
+                value = _plain(row.get(check.columns[0]))
+            else:
+                value = {col: _plain(row.get(col)) for col in check.columns}
+            failures.setdefault(row[KEY], []).append(
+                {"check": check.name, "why": check.why, "value": value, "bound": check.bound})
+    return SuiteOutcome(failures, run.statistics, run.docs_index)
