@@ -26,7 +26,7 @@ def test_ablations_tracked_and_reported(tmp_path, synth_corpus, mlflow_store, mo
         assert (tmp_path / "report" / f"{ablation}.png").stat().st_size > 1000
     v = verdicts(results)
     assert set(v) == {"normalization", "windows", "temporal_normalize", "variant"}
-    assert all(line.startswith(("HELD", "NOT HELD")) for line in v.values())
+    assert all(line.startswith(("HELD", "CONTRADICTED", "INCONCLUSIVE")) for line in v.values())
 
     client = MlflowClient(mlflow_store)
     exp = client.get_experiment_by_name("melodance")
@@ -38,3 +38,16 @@ def test_ablations_tracked_and_reported(tmp_path, synth_corpus, mlflow_store, mo
                                       "tags.`melodance.ablation.variant` = 'c_masked_lstm'")
     assert len(variant_runs) == 1
     assert len(client.get_metric_history(variant_runs[0].info.run_id, "val_loss")) == 2
+
+
+def test_compare_needs_a_difference_beyond_the_seed_spread():
+    from melodance.ablate.report import compare
+
+    def runs(*finals):
+        return [{"history": [{"x": v}]} for v in finals]
+
+    last = lambda r: r["history"][-1]["x"]  # noqa: E731
+    assert compare(runs(1.0, 1.1), runs(2.0, 2.1), last)[0] == "HELD"
+    assert compare(runs(2.0, 2.1), runs(1.0, 1.1), last)[0] == "CONTRADICTED"
+    assert compare(runs(1.0, 2.0), runs(1.2, 2.2), last)[0] == "INCONCLUSIVE"  # within spread
+    assert compare(runs(154.30), runs(154.31), last)[0] == "INCONCLUSIVE"  # within 0.5 %

@@ -44,50 +44,73 @@ def _rises(key):
     return lambda r: int(np.sum(np.diff([h[key] for h in r["history"]]) > 0))
 
 
+def compare(better: list[dict], worse: list[dict], f) -> tuple[str, float, float]:
+    """Does ``better`` score lower than ``worse`` under ``f`` (lower is better)?
+
+    HELD when its mean is lower by more than the larger spread over seeds (and by
+    more than 0.5 %), CONTRADICTED when higher by as much, else INCONCLUSIVE.
+    Returns (outcome, mean of better, mean of worse).
+    """
+    (mb, sb), (mw, sw) = _mean(better, f), _mean(worse, f)
+    margin = max(sb, sw, 0.005 * abs(mw))
+    if mb < mw - margin:
+        return "HELD", mb, mw
+    if mb > mw + margin:
+        return "CONTRADICTED", mb, mw
+    return "INCONCLUSIVE", mb, mw
+
+
+def _all(outcomes: list[str]) -> str:
+    if all(o == "HELD" for o in outcomes):
+        return "HELD"
+    if any(o == "CONTRADICTED" for o in outcomes):
+        return "CONTRADICTED"
+    return "INCONCLUSIVE"
+
+
 def verdicts(results: dict) -> dict[str, str]:
-    """One line per claim: held or not, with the numbers (means over seeds)."""
+    """One line per claim: HELD, CONTRADICTED or INCONCLUSIVE (differences within the
+    spread over seeds), with the numbers (means over seeds)."""
     s = _by_setting(results)
     out = {}
     m = "val_metric_loss_per_frame"
     if "normalization" in s:
         n = s["normalization"]
-        pf, pd, zs = (_mean(n[k], _auc(m))[0] for k in ("per_feature", "per_dim", "zscore"))
+        o1, pf, pd = compare(n["per_feature"], n["per_dim"], _auc(m))
+        o2, _, zs = compare(n["per_feature"], n["zscore"], _auc(m))
         rf, rd = (_mean(n[k], _rises(m))[0] for k in ("per_feature", "per_dim"))
-        held = pf < pd and rf <= rd
         out["normalization"] = (
-            f"{'HELD' if held else 'NOT HELD'}: mean validation metric_loss over epochs "
-            f"per_feature {pf:.2f} cm vs per_dim {pd:.2f} cm (rises {rf:.1f} vs {rd:.1f} epochs); "
-            f"min-max {'beats' if pf < zs else 'does not beat'} z-score ({pf:.2f} vs {zs:.2f} cm)")
+            f"{_all([o1, o2])}: mean validation metric_loss over epochs per_feature {pf:.2f} cm "
+            f"vs per_dim {pd:.2f} cm ({o1}; rises {rf:.1f} vs {rd:.1f} epochs); "
+            f"min-max vs z-score {pf:.2f} vs {zs:.2f} cm ({o2})")
     if "windows" in s:
         w = s["windows"]
         ov, no = (_mean(w[k], _final("train_loss"))[0] for k in ("overlap", "no_overlap"))
-        held = no > 1.2 * ov
-        out["windows"] = (f"{'HELD' if held else 'NOT HELD'}: final training loss with overlap "
-                          f"{ov:.4f}, without {no:.4f} (claim needs the no-overlap model to fit "
-                          "clearly worse: > 1.2x)")
+        o = "HELD" if no > 1.2 * ov else ("CONTRADICTED" if no < ov else "INCONCLUSIVE")
+        out["windows"] = (f"{o}: final training loss with overlap {ov:.4f}, without {no:.4f} "
+                          "(the claim needs the no-overlap model to fit clearly worse: > 1.2x)")
     if "temporal_normalize" in s:
         t = s["temporal_normalize"]
-        on, off = (_mean(t[k], _final(m))[0] for k in ("on", "off"))
+        o, on, off = compare(t["on"], t["off"], _final(m))
         out["temporal_normalize"] = (
-            f"{'HELD' if on < off else 'NOT HELD'}: final validation metric_loss with normalised "
-            f"temporal indexes {on:.2f} cm, with raw counters {off:.2f} cm")
+            f"{o}: final validation metric_loss with normalised temporal indexes {on:.2f} cm, "
+            f"with raw counters {off:.2f} cm")
     if "variant" in s:
         v = s["variant"]
-        parts, checks = [], []
+        parts = []
         for k in sorted(v):
             tr = _mean(v[k], _final("train_loss"))[0]
             va = _mean(v[k], _final(m))[0]
             best = _mean(v[k], lambda r: min(h[m] for h in r["history"]))[0]
             parts.append(f"{k}: train loss {tr:.4f}, val metric_loss {va:.2f} cm (best {best:.2f})")
         names = sorted(v)
+        outcome = "INCONCLUSIVE"
         if len(names) == 4:
             a, b, c, d = names
-            fin = {k: _mean(v[k], _final(m))[0] for k in names}
-            checks.append(fin[d] <= min(fin[a], fin[b]))
-            checks.append(_mean(v[c], _auc("train_loss"))[0] <= _mean(v[a], _auc("train_loss"))[0])
-        held = all(checks) if checks else False
-        out["variant"] = (f"{'HELD' if held else 'NOT HELD'} (d ends at or below a and b on validation; "
-                          f"c trains faster than a): " + "; ".join(parts))
+            outcome = _all([compare(v[d], v[a], _final(m))[0], compare(v[d], v[b], _final(m))[0],
+                            compare(v[c], v[a], _auc(m))[0]])
+        out["variant"] = (f"{outcome} (d ends below a and b on validation, c falls faster than a): "
+                          + "; ".join(parts))
     return out
 
 
