@@ -107,11 +107,16 @@ def alternate(fns: dict[str, Callable[[], object]], repeat: int,
     out: dict[str, list[float]] = {n: [] for n in names}
     for r in range(repeat):
         for n in names if r % 2 == 0 else names[::-1]:
-            t0 = time.perf_counter()
-            v = fns[n]()
-            dt = time.perf_counter() - t0
-            out[n].append(float(v) if isinstance(v, (int, float)) else dt)
+            out[n].append(measure(fns[n]))
     return out
+
+
+def measure(fn: Callable[[], object]) -> float:
+    """Wall seconds of one call, or the number the function returns (see :func:`alternate`)."""
+    t0 = time.perf_counter()
+    v = fn()
+    dt = time.perf_counter() - t0
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else dt
 
 
 def time_boxed(step: Callable[[], int], min_s: float, min_steps: int = 1) -> float:
@@ -393,3 +398,24 @@ def add_common_args(ap, quick_help: str = "a smoke test: fewer, shorter repetiti
     ap.add_argument("--quick", action="store_true", help=quick_help)
     ap.add_argument("--json", default=None, help="write the rows here")
     ap.add_argument("--repeat", type=int, default=None, help="repetitions per side")
+
+
+def ensure_real_features(out_dir: str | Path, data: str | Path = SHARED_DATA) -> tuple[Path, float]:
+    """Features of the real sequences, built once with the pipeline's settings (params.yaml).
+
+    Returns (folder, seconds it took; 0 when it already existed). The folder is
+    reused between benchmarks of one suite run (``run_all.py --workdir``).
+    """
+    from melodance.features.config import FeaturesConfig
+    from melodance.features.pipeline import build_features
+    from melodance.params import load_section
+
+    out_dir = Path(out_dir)
+    if (out_dir / "meta.json").is_file():
+        return out_dir, 0.0
+    if not Path(data).is_dir():
+        raise SystemExit(f"{data}: real dataset not found (set MELODANCE_SHARED)")
+    cfg = load_section("features", FeaturesConfig, REPO / "params.yaml")
+    t0 = time.perf_counter()
+    build_features(data, out_dir, cfg)
+    return out_dir, time.perf_counter() - t0

@@ -10,25 +10,6 @@ import pytest
 from melodance.cli import main
 
 
-@pytest.fixture(scope="module")
-def tiny_bundle(tiny_features, tmp_path_factory):
-    """A tiny model trained for two epochs on the embedded corpus, saved as a bundle."""
-    from melodance.features.pipeline import load_features
-    from melodance.models.bundle import DanceBundle
-    from melodance.models.config import ModelConfig
-    from melodance.train.config import TrainConfig
-    from melodance.train.loop import fit
-
-    fs = load_features(tiny_features)
-    model_cfg = ModelConfig(variant="lstm_autoencoder", hidden_size=24, layers=1, code_size=8,
-                            mlp_hidden=24, dropout=0.0)
-    result = fit(fs, model_cfg, TrainConfig(epochs=2, batch_size=16, threads=1, patience=5),
-                 progress=False)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    DanceBundle(result.model, fs.normalizers, fs.meta).save(path)
-    return path
-
-
 def test_dance_cli_real_song_video_and_motion(tiny_bundle, real_data, tmp_path, capsys):
     import cv2
 

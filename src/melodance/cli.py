@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "melodance.ablate.commands",
     "melodance.evaluate.validity_commands",
     "melodance.render.commands",
+    "melodance.ui.commands",
 )
 
 DESCRIPTION = """\

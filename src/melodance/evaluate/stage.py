@@ -106,7 +106,7 @@ def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, cfg: Eva
         j, r = bundle.generate(seq.music, seq.temporal, seq.root_start)
         model.append(Dance(name, j, r, beats))
         still_feats = np.broadcast_to(mean_features, seq.motion.shape).copy()
-        still_feats[:, 69:] = 0.0  # the baseline stands still where it is
+        still_feats[:, 69:71] = 0.0  # the baseline stands still where it is (at mean height)
         sj, sr = motion_from_features(still_feats, seq.root_start)
         still.append(Dance(name, sj, sr, beats))
 

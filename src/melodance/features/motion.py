@@ -1,4 +1,4 @@
-"""Motion features: root-relative joints plus root velocity, and the inverse.
+"""Motion features: root-relative joints plus the root's travel, and the inverse.
 
 Layout of the 72 dims (coordinate-major, so that each coordinate group is one
 contiguous slice for per-group normalisation, seed 1b):
@@ -6,10 +6,13 @@ contiguous slice for per-group normalisation, seed 1b):
     [0:23]   x of joints 0..22, relative to the root, cm
     [23:46]  y of joints 0..22 (y up), cm
     [46:69]  z of joints 0..22, cm
-    [69:72]  root velocity (x, y, z), cm per frame; 0 at frame 0
+    [69:71]  horizontal root velocity (x, z), cm per frame; 0 at frame 0
+    [71]     root height (world y), cm
 
-The root velocity lets the dancer travel: integrating it from a start position
-gives the world trajectory back.
+The horizontal velocity lets the dancer travel: integrating it from a start
+position gives the floor trajectory back. The height is kept absolute, not as
+a velocity: integrated vertical velocity lets a generated dancer sink into the
+floor or float away, since small errors add up over a song.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ MOTION_GROUPS: list[tuple[str, int, int]] = [
     ("joints_x", 0, N_JOINTS),
     ("joints_y", N_JOINTS, 2 * N_JOINTS),
     ("joints_z", 2 * N_JOINTS, 3 * N_JOINTS),
-    ("root_velocity", N_JOINT_DIMS, MOTION_DIM),
+    ("root_velocity", N_JOINT_DIMS, N_JOINT_DIMS + 2),
+    ("root_height", N_JOINT_DIMS + 2, MOTION_DIM),
 ]
 
 
@@ -51,7 +55,9 @@ def motion_features(joints: np.ndarray, root: np.ndarray) -> np.ndarray:
     out[:, :N_JOINT_DIMS] = joints.transpose(0, 2, 1).reshape(T, N_JOINT_DIMS)
     vel = np.zeros((T, N_COORDS))
     vel[1:] = np.diff(root, axis=0)
-    out[:, N_JOINT_DIMS:] = vel
+    out[:, N_JOINT_DIMS] = vel[:, 0]
+    out[:, N_JOINT_DIMS + 1] = vel[:, 2]
+    out[:, N_JOINT_DIMS + 2] = root[:, 1]
     return out
 
 
@@ -60,7 +66,8 @@ def motion_from_features(feats: np.ndarray, root_start) -> tuple[np.ndarray, np.
 
     Args:
         feats: [T, 72] motion features (unnormalised).
-        root_start: [3] world position of the root at frame 0, cm.
+        root_start: [3] world position of the root at frame 0, cm (its height is
+            not used: the features carry the height).
 
     Returns:
         joints [T, 23, 3] root-relative, and root [T, 3] world trajectory, cm,
@@ -73,9 +80,13 @@ def motion_from_features(feats: np.ndarray, root_start) -> tuple[np.ndarray, np.
     joints = feats[:, :N_JOINT_DIMS].reshape(T, N_COORDS, N_JOINTS).transpose(0, 2, 1)
     # The velocity at frame 0 is 0 by construction; ignoring it keeps a
     # generated frame-0 velocity from shifting the start position.
-    vel = feats[:, N_JOINT_DIMS:].astype(np.float64)
+    vel = feats[:, N_JOINT_DIMS:N_JOINT_DIMS + 2].astype(np.float64)
     vel[:1] = 0.0
-    root = np.asarray(root_start, dtype=np.float64).reshape(1, N_COORDS) + np.cumsum(vel, axis=0)
+    start = np.asarray(root_start, dtype=np.float64).reshape(N_COORDS)
+    root = np.empty((T, N_COORDS))
+    root[:, 0] = start[0] + np.cumsum(vel[:, 0])
+    root[:, 2] = start[2] + np.cumsum(vel[:, 1])
+    root[:, 1] = feats[:, N_JOINT_DIMS + 2]
     return np.ascontiguousarray(joints, dtype=np.float32), root.astype(np.float32)
 
 

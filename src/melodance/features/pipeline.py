@@ -31,7 +31,7 @@ from melodance.features.temporal import TEMPORAL_DIM, TEMPORAL_GROUPS, temporal_
 from melodance.features.windows import window_starts
 
 STREAMS = ("music", "temporal", "motion")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: root height absolute (motion dims 69:72 = vx, vz, height)
 
 
 @dataclass

@@ -129,7 +129,7 @@ def _bar(progress: bool, total: int, desc: str):
 def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
           start_s: float = 0.0, duration_s: float | None = None,
           motion_out: list[str | Path] | tuple = (), *, view=None, progress: bool = True,
-          preset: str = "veryfast", ge_check: bool = False, bundle=None,
+          preset: str = "veryfast", ge_check: bool = True, bundle=None,
           label: str | None = None) -> dict:
     """Generate a dance for a song (or a span of it) and write its video.
 

@@ -1,0 +1,144 @@
+"""Benchmark: what a user waits for at the command line.
+
+- ``melodance --help`` in a fresh process (target under 1 s; the Python
+  interpreter's own start-up is shown for reference);
+- ``dvc repro`` with nothing changed (target under 5 s), in a temporary copy
+  of the repository (pipeline files and source, a fresh git and DVC
+  repository, the embedded corpus from ``melodance data synth``) after one full
+  ``dvc repro``. The full repro uses small settings (``--tiny``, the default:
+  1 training epoch, 1 tuning trial, 2 s videos) or the repository's own
+  ``params.yaml`` (``--demo``: what ``make demo`` runs after setting up the
+  venv; its wall time is reported too).
+
+Every command is a fresh process: wall seconds and the process's own peak RSS.
+
+    python benchmarks/bench_cli.py [--quick] [--demo] [--json rows.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common as C  # noqa: E402
+
+BIN = Path(sys.executable).parent
+PROJECT_FILES = ("dvc.yaml", "dvc.lock", "params.yaml", "data.dvc", "MLproject", ".dvcignore",
+                 ".gitignore", "pyproject.toml")
+# Small settings for the one full repro that precedes the no-op timing.
+TINY = {"train": {"epochs": 1, "use_tuned": False}, "tune": {"n_trials": 1, "epochs": 1},
+        "model": {"hidden_size": 32, "mlp_hidden": 32, "code_size": 8},
+        "render": {"max_seconds": 2}}
+
+
+def clean_env() -> dict:
+    """This environment without MLflow/DVC variables that would point at the real project."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    env.setdefault("MPLBACKEND", "Agg")
+    return env
+
+
+def run(cmd: list[str], cwd: Path | None = None, check: bool = True) -> C.ProcResult:
+    r = C.run_process(cmd, cwd=cwd, env=clean_env())
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}) in {cwd}:\n"
+                           f"{r.stdout[-2000:]}\n{r.stderr[-4000:]}")
+    return r
+
+
+def repo_copy(dst: Path, overrides: dict | None) -> Path:
+    """A git + DVC repository with this project's pipeline files and source (no outputs)."""
+    import yaml
+
+    dst.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        if (REPO / name).exists():
+            shutil.copy2(REPO / name, dst / name)
+    shutil.copytree(REPO / "src", dst / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    (dst / ".dvc").mkdir()
+    for name in ("config", ".gitignore"):
+        shutil.copy2(REPO / ".dvc" / name, dst / ".dvc" / name)
+    if overrides:
+        params = yaml.safe_load((dst / "params.yaml").read_text())
+        for section, values in overrides.items():
+            params.setdefault(section, {}).update(values)
+        (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q"], dst)
+    run(["git", "add", "-A"], dst)
+    run(["git", "-c", "user.email=bench@localhost", "-c", "user.name=bench", "commit", "-qm",
+         "benchmark copy"], dst)
+    return dst
+
+
+def help_rows(repeat: int) -> list[C.Row]:
+    melodance = str(BIN / "melodance")
+    samples = C.alternate({
+        "ours": lambda: run([melodance, "--help"]).wall_s,
+        "python": lambda: run([sys.executable, "-c", "pass"]).wall_s,
+    }, repeat)
+    peak = run([melodance, "--help"]).peak_rss_mb
+    ours = C.median(samples["ours"])
+    return [C.Row("melodance --help, fresh process", "s", ours, None, False, "< 1 s", ours < 1.0,
+                  f"spread {C.spread(samples['ours']):.0%}; bare `python -c pass` takes "
+                  f"{C.median(samples['python']):.2f} s",
+                  samples, peak, "cli")]
+
+
+def repro_rows(repeat: int, demo: bool) -> list[C.Row]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-repro-") as td:
+        repo = repo_copy(Path(td) / "repo", None if demo else TINY)
+        synth = run([str(BIN / "melodance"), "data", "synth"], repo)
+        full = run([str(BIN / "dvc"), "repro"], repo)
+        what = "params.yaml as committed" if demo else "tiny settings"
+        rows.append(C.Row(
+            f"dvc repro from scratch, embedded corpus ({what})", "s", synth.wall_s + full.wall_s,
+            None, False, "report" if not demo else "a few minutes", None,
+            f"`melodance data synth` {synth.wall_s:.1f} s + `dvc repro` {full.wall_s:.1f} s"
+            + ("; venv set-up not included" if demo else ""),
+            {"ours": [synth.wall_s + full.wall_s]}, max(synth.peak_rss_mb, full.peak_rss_mb),
+            "cli"))
+        walls, peaks, ran = [], [], []
+        for _ in range(repeat):
+            r = run([str(BIN / "dvc"), "repro"], repo)
+            walls.append(r.wall_s)
+            peaks.append(r.peak_rss_mb)
+            if "Running stage" in r.stdout:
+                ran.append(r.stdout)
+        status = run([str(BIN / "dvc"), "status"], repo)
+        ours = C.median(walls)
+        note = f"{repeat} runs, spread {C.spread(walls):.0%}; `dvc status` {status.wall_s:.1f} s"
+        if ran:
+            note += "; A STAGE RAN: the pipeline is not reproducible as is"
+        rows.append(C.Row("dvc repro, nothing changed", "s", ours, None, False, "< 5 s",
+                          ours < 5.0 and not ran, note, {"ours": walls}, max(peaks), "cli"))
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    C.add_common_args(ap)
+    ap.add_argument("--demo", action="store_true",
+                    help="full repro with params.yaml as committed (minutes) instead of tiny")
+    args = ap.parse_args()
+    repeat = args.repeat or (3 if args.quick else 7)
+    rows = help_rows(repeat)
+    rows += repro_rows(max(2, repeat // 2), args.demo)
+    load = os.getloadavg()[0]
+    for r in rows:
+        r.note += f"; load {load:.1f}"
+    C.print_rows(rows)
+    C.write_rows(args.json, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

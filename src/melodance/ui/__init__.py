@@ -1,0 +1,1 @@
+"""The browser page: ``melodance ui`` (see :mod:`melodance.ui.server`)."""

@@ -1,0 +1,449 @@
+"""What the browser page asks for, independent of HTTP: dances, comparisons, downloads.
+
+A request from the page becomes a :class:`Job` run on one worker thread (a
+batch of one is sequential work: two at once on a small machine only slow
+each other down). The page polls the job for its step and elapsed time and,
+when it is done, fetches the motion, the song's span as WAV and, on demand,
+the MP4, the motion JSON and the BVH.
+
+Generation goes through :func:`melodance.serve.predict.predict`, the code
+behind ``/invocations``: uploaded songs as ``audio_base64``, a dataset
+sequence as its ``music`` + ``temporal`` features. Every MP4 goes through
+the Great Expectations output suite (:func:`melodance.render.checks.ge_check`)
+before it is handed out.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from melodance import FPS
+
+KEEP_JOBS = 8
+"""Finished jobs kept (with their files) before the oldest are deleted."""
+COMPARE_DEFAULT_S = 20.0
+"""Default span of a Compare, seconds (a whole sequence lasts a minute or more)."""
+KIN_CLIP_S = 2.0
+"""Clip length for the per-sequence kinetic-feature term, seconds (see :func:`sequence_metrics`)."""
+
+
+class UiError(ValueError):
+    """An error the page shows to the user as it is (bad input, no such sequence, no model)."""
+
+
+@dataclass
+class Job:
+    """One dance or comparison; ``state`` is queued, running, done or error."""
+
+    id: str
+    kind: str
+    folder: Path
+    state: str = "queued"
+    step: str = "waiting for the worker"
+    error: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    result: dict | None = None
+    # Generated (and for a comparison, ground truth) motion: root-relative joints and root, cm.
+    motion: dict = field(default_factory=dict)
+    audio_path: Path | None = None
+    start_s: float = 0.0
+    label: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def status(self) -> dict:
+        end = self.finished or time.monotonic()
+        return {"id": self.id, "kind": self.kind, "state": self.state, "step": self.step,
+                "error": self.error, "elapsed_s": round(end - self.started, 2),
+                "result": self.result if self.state == "done" else None}
+
+
+def skeleton_points(joints: np.ndarray, root: np.ndarray) -> np.ndarray:
+    """World points to draw: the 23 joints plus the virtual midpoints the bones use.
+
+    Args:
+        joints: [T, 23, 3] root-relative, cm.
+        root: [T, 3] world, cm.
+
+    Returns:
+        [T, 27, 3] float32 world cm (see :data:`melodance.data.skeleton.BONES`).
+    """
+    from melodance.data.skeleton import with_virtual_points
+
+    world = np.asarray(joints, np.float32) + np.asarray(root, np.float32)[:, None, :]
+    return with_virtual_points(world).astype(np.float32)
+
+
+def bone_table() -> list[list]:
+    """The bones to draw: ``[i, j, side]`` over :func:`skeleton_points` (side a, b or centre)."""
+    from melodance.data.skeleton import BONES, bone_side
+
+    return [[i, j, bone_side((i, j))] for i, j in BONES]
+
+
+def motion_payload(joints: np.ndarray, root: np.ndarray) -> list:
+    """[T][27][3] world cm rounded to 0.1 cm, as nested lists for JSON."""
+    return np.round(skeleton_points(joints, root), 1).tolist()
+
+
+def sequence_metrics(gen_joints: np.ndarray, gen_root: np.ndarray, gt_joints: np.ndarray,
+                     gt_root: np.ndarray, music_beats_s: np.ndarray, fps: float,
+                     bas_sigma_s: float = 0.05, kin_smooth_s: float = 5 / 60) -> dict:
+    """The metrics of one generated dance beside its ground truth (same music, same frames).
+
+    Args:
+        gen_joints, gt_joints: [T, 23, 3] root-relative joints, cm.
+        gen_root, gt_root: [T, 3] world root, cm.
+        music_beats_s: beat times of the music span, seconds from frame 0.
+        fps: frames per second.
+        bas_sigma_s, kin_smooth_s: beat alignment settings (the evaluate stage's defaults).
+
+    Returns:
+        ``{"generated": {...}, "ground_truth": {...}, "kinetic_term": float}``: per dance
+        ``bas_music``, ``bas_motion`` (beat alignment scores, 0..1), the foot metrics of
+        :func:`melodance.evaluate.metrics.foot_skating` and ``jitter`` (cm/s^3);
+        ``kinetic_term`` is this sequence's FID_k mean term: the squared distance between
+        the mean kinetic features of generated and ground-truth ``KIN_CLIP_S`` clips, in
+        ground-truth standard deviations (one sequence has too few clips for the
+        covariance term). ``metric_loss_per_frame_cm``: the paper's metric loss per frame
+        (pose-vector distance of the root-relative joints, cm).
+    """
+    from melodance.evaluate import beats as B
+    from melodance.evaluate import metrics as M
+    from melodance.evaluate.stage import clips
+
+    gen_world = gen_joints + gen_root[:, None]
+    gt_world = gt_joints + gt_root[:, None]
+    out: dict = {}
+    for key, world in (("generated", gen_world), ("ground_truth", gt_world)):
+        kin = B.kinematic_beat_times(world, fps, smooth_s=kin_smooth_s)
+        m = {"bas_music": B.bas_music(music_beats_s, kin, sigma_s=bas_sigma_s),
+             "bas_motion": B.bas_motion(music_beats_s, kin, sigma_s=bas_sigma_s),
+             **M.foot_skating(world, fps), "jitter": M.jitter(world, fps)}
+        out[key] = {k: _finite(v) for k, v in m.items()}
+    clip = int(round(KIN_CLIP_S * fps))
+    gen_k = np.stack([M.kinetic_features(c, fps) for c in clips(gen_world, clip)])
+    gt_k = np.stack([M.kinetic_features(c, fps) for c in clips(gt_world, clip)])
+    g, r = M.normalize_by_reference(gen_k, gt_k)
+    out["kinetic_term"] = _finite(float(np.sum((g.mean(0) - r.mean(0)) ** 2)))
+    out["metric_loss_per_frame_cm"] = _finite(M.metric_loss_per_frame(gen_joints, gt_joints))
+    return out
+
+
+def _finite(v) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+class UiApp:
+    """The page's back end: model cache, dataset listing and jobs.
+
+    Args:
+        model: default model (path or MLflow URI; None: the registry's champion).
+        data_dir: the dataset the Compare view picks sequences from (None: no Compare).
+        workdir: where job files go (None: a temporary folder removed by :meth:`close`).
+    """
+
+    def __init__(self, model: str | None = None, data_dir: str | Path | None = None,
+                 workdir: str | Path | None = None):
+        self.default_model = model
+        self.data_dir = Path(data_dir) if data_dir else None
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="melodance-ui-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.jobs: dict[str, Job] = {}
+        self._bundles: dict[str, tuple] = {}
+        self._lock = threading.Lock()
+        self._model_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="melodance-ui")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ listings
+
+    def models(self) -> dict:
+        """The default model and the registered versions (empty when the registry is unreachable)."""
+        from melodance.render.dance import CHAMPION_URI
+
+        default = self.default_model or CHAMPION_URI
+        choices = [{"uri": default, "label": f"{default} (default)"}]
+        note = None
+        try:
+            from melodance import tracking
+
+            for v in reversed(tracking.model_versions()):
+                uri = f"models:/{tracking.REGISTERED_MODEL}/{v['version']}"
+                if uri != default:
+                    aliases = f" ({', '.join(v['aliases'])})" if v["aliases"] else ""
+                    choices.append({"uri": uri, "label": f"version {v['version']}{aliases}"})
+        except Exception as e:  # an absent or broken registry must not break the page
+            note = f"model registry not readable: {str(e).splitlines()[0][:200]}"
+        return {"default": default, "choices": choices, "note": note}
+
+    def sequences(self) -> list[dict]:
+        """The dataset's sequences: name, style and dance length in seconds."""
+        from melodance.data.layout import LayoutError, read_config, sequence_dirs
+
+        if self.data_dir is None:
+            return []
+        try:
+            dirs = sequence_dirs(self.data_dir)
+        except LayoutError:
+            return []
+        out = []
+        for d in dirs:
+            try:
+                s, e = read_config(d / "config.json")
+            except (LayoutError, OSError):
+                continue
+            out.append({"name": d.name, "style": d.name.split("_")[1],
+                        "seconds": round((e - s) / FPS, 1)})
+        return out
+
+    def bundle(self, model: str | None):
+        """A loaded model (cached by URI) and its label."""
+        from melodance.cli import UserError
+        from melodance.render.dance import load_bundle
+
+        key = model or self.default_model or ""
+        with self._model_lock:
+            if key not in self._bundles:
+                try:
+                    self._bundles[key] = load_bundle(key or None)
+                except (UserError, FileNotFoundError, OSError) as e:
+                    raise UiError(str(e)) from e
+            return self._bundles[key]
+
+    # ------------------------------------------------------------------ jobs
+
+    def job(self, job_id: str) -> Job:
+        with self._lock:
+            if job_id not in self.jobs:
+                raise KeyError(job_id)
+            return self.jobs[job_id]
+
+    def _new_job(self, kind: str) -> Job:
+        job_id = uuid.uuid4().hex[:12]
+        folder = self.workdir / job_id
+        folder.mkdir()
+        job = Job(job_id, kind, folder)
+        with self._lock:
+            self.jobs[job_id] = job
+            old = sorted((j for j in self.jobs.values() if j.state in ("done", "error")),
+                         key=lambda j: j.started)
+            for j in old[:max(0, len(old) - KEEP_JOBS)]:
+                del self.jobs[j.id]
+                shutil.rmtree(j.folder, ignore_errors=True)
+        return job
+
+    def _run(self, job: Job, fn, *args) -> None:
+        job.state, job.started = "running", time.monotonic()
+        try:
+            job.result = fn(job, *args)
+            job.state, job.step = "done", "done"
+        except (ValueError, FileNotFoundError) as e:  # RequestError, UiError, LayoutError
+            job.state, job.error = "error", str(e)
+        except Exception as e:  # the server stays up; the page says what happened
+            job.state, job.error = "error", f"internal error: {type(e).__name__}: {e}"
+        finally:
+            job.finished = time.monotonic()
+
+    def submit_dance(self, body: dict) -> Job:
+        """Start a dance for an uploaded song: ``audio_base64`` (+ ``filename``, ``start_s``,
+        ``duration_s``, ``model``)."""
+        if not isinstance(body.get("audio_base64"), str) or not body["audio_base64"]:
+            raise UiError("no song: choose or drop an audio file (mp3, wav, flac, ogg)")
+        start_s, duration_s = _span(body)
+        job = self._new_job("dance")
+        self._pool.submit(self._run, job, self._dance, body, start_s, duration_s)
+        return job
+
+    def submit_compare(self, body: dict) -> Job:
+        """Start a comparison on a dataset sequence: ``sequence`` (+ ``start_s``, ``duration_s``,
+        ``model``)."""
+        if self.data_dir is None:
+            raise UiError("no dataset configured: start `melodance ui --data FOLDER`")
+        name = str(body.get("sequence") or "")
+        if name not in {s["name"] for s in self.sequences()}:
+            raise UiError(f"no sequence {name!r} in {self.data_dir}")
+        start_s, duration_s = _span(body)
+        job = self._new_job("compare")
+        self._pool.submit(self._run, job, self._compare, name, body.get("model"), start_s,
+                          duration_s or COMPARE_DEFAULT_S)
+        return job
+
+    def _dance(self, job: Job, body: dict, start_s: float, duration_s: float | None) -> dict:
+        from melodance.serve.predict import _sniff_suffix, predict
+
+        job.step = "loading the model"
+        bundle, label = self.bundle(body.get("model"))
+        job.step = "extracting the song's features and generating the dance"
+        req = {"audio_base64": body["audio_base64"], "start_s": start_s}
+        if duration_s is not None:
+            req["duration_s"] = duration_s
+        with _one_thread():
+            res = predict(bundle, req)
+        job.step = "preparing the song's span"
+        data = base64.b64decode(body["audio_base64"])
+        job.audio_path = job.folder / f"song{_sniff_suffix(data)}"
+        job.audio_path.write_bytes(data)
+        _write_span_wav(job.folder / "audio.wav", job.audio_path, start_s, res["frames"] / res["fps"])
+        job.motion = {"generated": (res["joints"], res["root"])}
+        job.start_s, job.label = start_s, label
+        name = Path(str(body.get("filename") or "song")).name
+        return {"fps": res["fps"], "frames": res["frames"], "start_s": start_s,
+                "seconds": res["frames"] / res["fps"], "model": label, "song": name,
+                "panels": {"generated": motion_payload(res["joints"], res["root"])},
+                **_links(job)}
+
+    def _compare(self, job: Job, name: str, model: str | None, start_s: float,
+                 duration_s: float) -> dict:
+        from melodance.data.layout import read_sequence
+        from melodance.features.config import FeaturesConfig
+        from melodance.features.music import song_features
+        from melodance.serve.predict import predict
+
+        job.step = "loading the model"
+        bundle, label = self.bundle(model)
+        job.step = f"reading {name}"
+        seq = read_sequence(self.data_dir / name)
+        fps = seq.fps
+        first = int(round(start_s * fps))
+        if first >= seq.n_frames - fps:
+            raise UiError(f"{name}: start {start_s:g} s is past its dance "
+                          f"({seq.n_frames / fps:.1f} s)")
+        n = min(seq.n_frames - first, int(round(duration_s * fps)))
+        gt_j, gt_r = seq.joints[first:first + n], seq.root[first:first + n]
+        song_start = seq.start_s + first / fps
+        job.step = "extracting the music features"
+        cfg = FeaturesConfig.model_validate(bundle.features_meta["config"])
+        feats = song_features(seq.audio_path, song_start, n, cfg)
+        job.step = "generating the dance"
+        # The sequence's root start, so both dancers begin on the same spot of the floor.
+        req = {"music": feats["music"], "temporal": feats["temporal"], "root_start": gt_r[0]}
+        with _one_thread():
+            res = predict(bundle, req)
+        job.step = "scoring"
+        beats = np.flatnonzero(feats["temporal"][:, 1] > 0.5) / fps
+        metrics = sequence_metrics(res["joints"], res["root"], gt_j, gt_r, beats, fps)
+        job.step = "preparing the song's span"
+        job.audio_path = seq.audio_path
+        _write_span_wav(job.folder / "audio.wav", seq.audio_path, song_start, n / fps)
+        job.motion = {"ground_truth": (gt_j, gt_r), "generated": (res["joints"], res["root"])}
+        job.start_s, job.label = song_start, label
+        return {"fps": fps, "frames": n, "start_s": start_s, "song_start_s": song_start,
+                "seconds": n / fps, "model": label, "song": name, "metrics": metrics,
+                "panels": {"ground_truth": motion_payload(gt_j, gt_r),
+                           "generated": motion_payload(res["joints"], res["root"])},
+                **_links(job)}
+
+    # ------------------------------------------------------------------ files
+
+    def file(self, job_id: str, name: str) -> Path:
+        """A job's file for download, written on first request (MP4 checked by the GE suite)."""
+        job = self.job(job_id)
+        if job.state != "done":
+            raise UiError(f"job {job_id} is {job.state}")
+        with job.lock:
+            path = job.folder / name
+            if path.is_file():
+                return path
+            if name == "audio.wav":
+                raise UiError("no audio for this job")
+            if name == "dance.mp4":
+                self._write_mp4(job, path)
+            elif name in ("motion.json", "motion.bvh"):
+                from melodance.render.export import write_motion
+
+                joints, root = job.motion["generated"]
+                write_motion(path, joints, root, job.result["fps"])
+            else:
+                raise KeyError(name)
+            return path
+
+    def _write_mp4(self, job: Job, path: Path) -> None:
+        from melodance.render.checks import ge_check
+        from melodance.render.draw import SideBySide, SkeletonRenderer, View
+        from melodance.render.video import song_span, write_video
+
+        fps, n = job.result["fps"], job.result["frames"]
+        caption = f"{job.result['song']} | {job.label}"
+        panels = [SkeletonRenderer(*job.motion[k], fps, View(), caption=c)
+                  for k, c in (("ground_truth", f"{job.result['song']} | ground truth"),
+                               ("generated", caption)) if k in job.motion]
+        frames = panels[0] if len(panels) == 1 else SideBySide(panels)
+        audio = song_span(job.audio_path, job.start_s, n / fps)
+        write_video(path, frames, fps, audio, check=ge_check(n, fps, name=path.name))
+
+
+def _links(job: Job) -> dict:
+    base = f"/api/jobs/{job.id}"
+    return {"audio_url": f"{base}/audio.wav", "bones": bone_table(),
+            "downloads": {"mp4": f"{base}/dance.mp4", "json": f"{base}/motion.json",
+                          "bvh": f"{base}/motion.bvh"}}
+
+
+def _span(body: dict) -> tuple[float, float | None]:
+    """(start_s rounded to a frame, duration_s or None) from the page's form."""
+    def number(key):
+        v = body.get(key)
+        if v is None or v == "":
+            return None
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise UiError(f"{key.removesuffix('_s')}: not a number: {v!r}") from None
+        if not math.isfinite(x):
+            raise UiError(f"{key.removesuffix('_s')}: not a finite number")
+        return x
+
+    start = number("start_s") or 0.0
+    duration = number("duration_s")
+    if start < 0:
+        raise UiError(f"start must be >= 0 s, got {start:g}")
+    if duration is not None and duration < 1:
+        raise UiError(f"duration must be at least 1 s, got {duration:g}")
+    return round(start * FPS) / FPS, duration
+
+
+def _write_span_wav(path: Path, song: Path, start_s: float, duration_s: float) -> None:
+    """The song's span as 16-bit WAV: the page's <audio> plays exactly the danced frames."""
+    import soundfile as sf
+
+    from melodance.io import atomic_path
+    from melodance.render.video import AUDIO_SR, song_span
+
+    with atomic_path(path, ".wav") as tmp:
+        sf.write(tmp, song_span(song, start_s, duration_s), AUDIO_SR, subtype="PCM_16",
+                 format="WAV")
+
+
+class _one_thread:
+    """Torch on one thread while generating: a batch of one runs the LSTM step by step, and
+    more threads only wait for each other (see :func:`melodance.render.dance.generate`)."""
+
+    def __enter__(self):
+        import torch
+
+        self.prev = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        import torch
+
+        torch.set_num_threads(self.prev)
+
