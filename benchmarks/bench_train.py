@@ -25,6 +25,7 @@ cross-check), and generation speed: :meth:`DanceModel.generate` on a 60 s song
 (:meth:`DanceBundle.generate`: normalisation, generation, joints).
 
     python benchmarks/bench_train.py [--quick] [--json rows.json] [--workdir DIR]
+    python benchmarks/bench_train.py --profile   # where a training step's time goes
 """
 
 from __future__ import annotations
@@ -165,6 +166,8 @@ def main() -> int:
     ap.add_argument("--data", default=str(C.SHARED_DATA))
     ap.add_argument("--threads", type=int, nargs="+", default=None,
                     help="torch threads to measure (default: params.yaml train.threads, and 1)")
+    ap.add_argument("--profile", action="store_true",
+                    help="only profile 20 steps of ours (batch 64) and of the baseline, then stop")
     args = ap.parse_args()
 
     from melodance.features.pipeline import load_features
@@ -198,6 +201,9 @@ def main() -> int:
           f"windows of {W} frames = {frames_per_epoch} frames per epoch; load {load:.2f}",
           flush=True)
 
+    if args.profile:
+        profile(train, model_cfg, train_cfg, threads[-1])
+        return 0
     rows: list[C.Row] = []
     batches = sorted({train_cfg.batch_size, 64})
     fps_at: dict[int, dict] = {}
@@ -254,6 +260,23 @@ def main() -> int:
     if tmp is not None:
         tmp.cleanup()
     return 0
+
+
+def profile(train, model_cfg, train_cfg, threads: int, steps: int = 20) -> None:
+    """torch.profiler's top operators for ours (batch 64) and the baseline."""
+    import torch
+
+    torch.set_num_threads(threads)
+    for name, t in (("ours, batch 64", Trainer(train, model_cfg, train_cfg, 64, False)),
+                    ("baseline, batch 10 per sample", Trainer(train, model_cfg, train_cfg, 10,
+                                                              True))):
+        for _ in range(3):
+            t.step()
+        with torch.profiler.profile() as prof:
+            for _ in range(steps):
+                t.step()
+        print(f"\n{name}, {threads} thread(s), {steps} steps")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
 
 
 def song_span_features(data: Path, seconds: float):

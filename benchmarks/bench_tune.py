@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 PARAMS = """
-model: {variant: lstm_autoencoder, hidden_size: 32, layers: 1, code_size: 8, mlp_hidden: 32}
+model: {variant: lstm_autoencoder, hidden_size: 64, layers: 2, code_size: 16, mlp_hidden: 64}
 train: {batch_size: 16}
 tune:
   n_trials: TRIALS
-  epochs: 3
+  epochs: 15
   pruner: none
   storage: STORAGE
   space:
@@ -32,7 +32,7 @@ tune:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=6)
+    ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
 
@@ -46,7 +46,7 @@ def main() -> None:
     os.environ["MELODANCE_ARTIFACT_ROOT"] = (work / "artifacts").as_uri()
     os.chdir(work)
     write_corpus(work / "data", SynthConfig())
-    build_features(work / "data", work / "features", FeaturesConfig(window=60, stride=30))
+    build_features(work / "data", work / "features", FeaturesConfig(window=120, stride=30))
     rates: dict[int, list[float]] = {1: [], 2: []}
     run = 0
     for _ in range(args.repeat):
@@ -60,7 +60,8 @@ def main() -> None:
                             progress=False)
             minutes = (time.perf_counter() - t0) / 60
             rates[workers].append(best["n_trials"] / minutes)
-            print(f"workers={workers}: {best['n_trials']} trials in {minutes * 60:.1f} s "
+            print(f"workers={workers}: {best['n_trials']} trials ({best['n_complete']} complete, "
+                  f"{best['n_failed']} failed) in {minutes * 60:.1f} s "
                   f"= {rates[workers][-1]:.2f} trials/min", flush=True)
     one, two = statistics.median(rates[1]), statistics.median(rates[2])
     print(f"\ntrials/min: 1 worker {one:.2f}, 2 workers {two:.2f}; ratio {two / one:.2f}x "

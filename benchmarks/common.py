@@ -309,6 +309,9 @@ def compare(workload: str, unit: str, samples: dict[str, list[float]], *,
             note: str = "", group: str = "", peak_rss_mb: float | None = None) -> Row:
     """A row from alternating samples {"ours": [...], "baseline": [...]}; ``met`` from
     ``min_ratio`` (ours must be at least that many times better) when given."""
+    spreads = ", ".join(f"{k} {spread(v):.0%}" for k, v in samples.items() if len(v) > 1)
+    if spreads:
+        note = f"{note}; spread {spreads}".lstrip("; ")
     row = Row(workload, unit, median(samples["ours"]),
               median(samples["baseline"]) if samples.get("baseline") else None,
               higher_is_better, target, None, note, samples, peak_rss_mb, group)
@@ -407,12 +410,16 @@ def ensure_real_features(out_dir: str | Path, data: str | Path = SHARED_DATA) ->
     reused between benchmarks of one suite run (``run_all.py --workdir``).
     """
     from melodance.features.config import FeaturesConfig
-    from melodance.features.pipeline import build_features
+    from melodance.features.pipeline import build_features, load_features
     from melodance.params import load_section
 
     out_dir = Path(out_dir)
     if (out_dir / "meta.json").is_file():
-        return out_dir, 0.0
+        try:
+            load_features(out_dir)
+            return out_dir, 0.0
+        except (ValueError, FileNotFoundError):
+            pass  # written by an older version of the pipeline: build again
     if not Path(data).is_dir():
         raise SystemExit(f"{data}: real dataset not found (set MELODANCE_SHARED)")
     cfg = load_section("features", FeaturesConfig, REPO / "params.yaml")

@@ -99,7 +99,8 @@ def render_rows(path: Path, peak: float) -> list[C.Row]:
     dance = C.Row(f"melodance dance, {d['seconds']:g} s song, end to end (fresh process)", "s",
                   d["dance_end_to_end_s"], None, False, "< 15 s (60 s song)",
                   d["dance_end_to_end_s"] < 15.0 if d["seconds"] >= 60 else None,
-                  "decode, features, generation, render, output check", {}, None, "render")
+                  "decode, features, generation, render, output check; peak RSS not measured "
+                  "(a grandchild process)", {}, None, "render")
     return [row, dance]
 
 
@@ -110,9 +111,9 @@ def main() -> int:
     ap.add_argument("--json", default=str(REPO / "outputs" / "bench" / "results.json"))
     ap.add_argument("--markdown", default=None, help="also write the table as Markdown here")
     ap.add_argument("--data", default=str(C.SHARED_DATA))
-    ap.add_argument("--demo", action="store_true",
-                    help="time the README's pipeline (dvc repro with params.yaml as committed) "
-                         "instead of a tiny one before the no-op repro; adds minutes")
+    ap.add_argument("--tiny-repro", action="store_true",
+                    help="before the no-op `dvc repro`, run the pipeline with small settings "
+                         "instead of the repository's params.yaml (what the README's `make demo` runs)")
     ap.add_argument("--model", default=None,
                     help="trained bundle for `melodance dance` (default: outputs/train/model.pt "
                          "when present, else the serving benchmark's model)")
@@ -132,9 +133,10 @@ def main() -> int:
                                else str(work / "serve_model.pt"))
         cmds = {
             "cli": [PY, str(HERE / "bench_cli.py"), *q, "--json", str(work / "cli.json"),
-                    *(["--demo"] if args.demo else [])],
+                    *(["--tiny"] if args.tiny_repro else [])],
             "features": [PY, str(HERE / "bench_features.py"), "--data", args.data, "--json",
-                         str(work / "features.json"), *(["--limit", "6"] if args.quick else [])],
+                         str(work / "features.json"),
+                         *(["--limit", "6"] if args.quick else ["--repeat", "2"])],
             "validate": [PY, str(HERE / "bench_validate.py"), args.data, "--workers",
                          "2"],  # the target is for 2 cores; 1 worker: --workers 1
             "train": [PY, str(HERE / "bench_train.py"), *q, "--workdir", str(work), "--data",
@@ -159,9 +161,15 @@ def main() -> int:
             runs[name] = {"wall_s": r.wall_s, "peak_rss_mb": r.peak_rss_mb, "rc": r.returncode,
                           "load_before": load0, "load_after": load1}
             print(r.stdout[-6000:], end="", flush=True)
+            logs = Path(args.json).parent / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            (logs / f"{name}.out").write_text(r.stdout)
+            (logs / f"{name}.err").write_text(r.stderr)
             try:
                 if r.returncode != 0:
-                    raise RuntimeError(f"exit status {r.returncode}:\n{r.stderr[-3000:]}")
+                    last = [ln for ln in r.stderr.splitlines() if ln.strip()][-1:] or [""]
+                    raise RuntimeError(f"exit status {r.returncode}: {last[0][:300]} "
+                                       f"(whole log: {logs / (name + '.err')})")
                 json_path = work / f"{name}.json"
                 if name == "features":
                     got = feature_rows(json_path, r.peak_rss_mb)
@@ -173,8 +181,6 @@ def main() -> int:
                     got = C.rows_from_json(json_path)
                 for row in got:
                     row.group = row.group or name
-                    if row.peak_rss_mb is None:
-                        row.peak_rss_mb = r.peak_rss_mb
                 rows += got
             except Exception as e:  # noqa: BLE001 - one broken benchmark must not hide the rest
                 failed.append(name)

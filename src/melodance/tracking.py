@@ -213,6 +213,22 @@ def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     _retry(lambda: mlflow.log_metrics(clean, step=step))
 
 
+def log_history(history: list[tuple[int, dict[str, float]]]) -> None:
+    """Log per-step metrics ``[(step, {name: value})]`` of the active run in one batch."""
+    import time as _time
+
+    import mlflow
+    from mlflow.entities import Metric
+
+    ts = int(_time.time() * 1000)
+    ms = [Metric(k, float(v), ts, step) for step, d in history for k, v in flatten(d).items()
+          if v is not None]
+    run_id = mlflow.active_run().info.run_id
+    c = mlflow.tracking.MlflowClient()
+    for i in range(0, len(ms), 1000):
+        _retry(lambda chunk=ms[i:i + 1000]: c.log_batch(run_id, metrics=chunk))
+
+
 def set_tags(tags: dict[str, Any]) -> None:
     import mlflow
 

@@ -155,14 +155,21 @@ def run_worker(setup: Setup, worker_index: int = 0) -> None:
                                       "melodance.study": setup.study_name,
                                       "melodance.variant": m.variant},
                                 killed_on=(optuna.TrialPruned,)):
+            history = []
+
             def on_epoch(stats):
-                tracking.log_metrics(stats.metrics(), step=stats.epoch)
+                history.append(stats)
                 trial.report(stats.val_loss, stats.epoch)
                 if trial.should_prune():
                     tracking.set_tags({"melodance.pruned_at_epoch": stats.epoch})
                     raise optuna.TrialPruned()
 
-            result = fit(fs, m, t, on_epoch=on_epoch, progress=False, window=window)
+            try:
+                result = fit(fs, m, t, on_epoch=on_epoch, progress=False, window=window)
+            finally:
+                # The curves go in one write per trial: per-epoch writes from several
+                # workers contend for the tracking store's lock.
+                tracking.log_history([(h.epoch, h.metrics()) for h in history])
             value = result.best.val_loss
             tracking.log_metrics({"best_val_loss": value})
         return value
