@@ -7,8 +7,8 @@
   repository, the embedded corpus from ``melodance data synth``) after one full
   ``dvc repro`` with the repository's ``params.yaml``: what ``make demo``, the
   README's first command, runs once the venv is set up; its wall time is
-  reported too. ``--tiny`` uses small settings instead (3 training epochs, one
-  tuning trial, 2 s videos).
+  reported too. ``--tiny`` (implied by ``--quick``) uses small settings instead
+  (3 training epochs on one thread, one tuning trial, 2 s videos).
 
 Every command is a fresh process: wall seconds and the process's own peak RSS.
 
@@ -34,7 +34,7 @@ PROJECT_FILES = ("dvc.yaml", "dvc.lock", "params.yaml", "data.dvc", "MLproject",
                  ".gitignore", "pyproject.toml")
 # Small settings for the one full repro that precedes the no-op timing.
 # The model must move: the render stage refuses a still video (3 epochs, as tests/test_pipeline.py).
-TINY = {"train": {"epochs": 3, "use_tuned": False}, "tune": {"n_trials": 1, "epochs": 1},
+TINY = {"train": {"epochs": 3, "use_tuned": False, "threads": 1}, "tune": {"n_trials": 1, "epochs": 1},
         "model": {"hidden_size": 32, "mlp_hidden": 32, "code_size": 8},
         "render": {"max_seconds": 2}}
 
@@ -134,7 +134,7 @@ def main() -> int:
     args = ap.parse_args()
     repeat = args.repeat or (3 if args.quick else 7)
     rows = help_rows(repeat)
-    rows += repro_rows(max(2, repeat // 2), args.tiny)
+    rows += repro_rows(max(2, repeat // 2), args.tiny or args.quick)
     load = os.getloadavg()[0]
     for r in rows:
         r.note += f"; load {load:.1f}"

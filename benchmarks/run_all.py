@@ -5,8 +5,8 @@ after the other, never two at once. Ours and its baseline are always
 measured in the same process, in turns where the benchmark allows; see each
 script's docstring for what exactly is compared.
 
-    python benchmarks/run_all.py                 # the full suite (about 10-15 min on 2 cores)
-    python benchmarks/run_all.py --quick         # a smoke test (a few minutes)
+    python benchmarks/run_all.py                 # the full suite (6-9 min on 2 cores, more under load)
+    python benchmarks/run_all.py --quick         # a smoke test (about 4 min)
     python benchmarks/run_all.py --only train serve --json results.json --markdown table.md
 
 Writes all rows, the machine and the load averages as JSON (default

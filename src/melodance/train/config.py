@@ -15,7 +15,7 @@ class TrainConfig(Section):
     grad_clip: float = 1.0        # max gradient norm
     patience: int = 8             # early stopping: epochs without a better validation loss
     min_delta: float = 1e-5       # improvement that resets the patience counter
-    threads: int = 2              # torch CPU threads
+    threads: int = 1              # torch CPU threads (2 lose badly when the other core is busy)
     use_tuned: bool = False       # take model/train values from the tune stage's best_params.json
     checkpoint_dir: str = "outputs/checkpoints"
 
