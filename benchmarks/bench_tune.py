@@ -5,7 +5,7 @@ embedded corpus's features, on one torch thread (as tuning workers do). Runs
 alternate 1 worker / 2 workers; the ratio of trials per minute is reported
 (issue target: >= 1.6x with 2 workers on 2 cores).
 
-    python benchmarks/bench_tune.py [--trials 6] [--repeat 2]
+    python benchmarks/bench_tune.py [--trials 16] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ tune:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=8)
+    ap.add_argument("--trials", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
 
