@@ -135,12 +135,7 @@ def main() -> int:
     repeat = args.repeat or (3 if args.quick else 7)
     rows = help_rows(repeat)
     rows += repro_rows(max(2, repeat // 2), args.tiny or args.quick)
-    load = os.getloadavg()[0]
-    for r in rows:
-        r.note += f"; load {load:.1f}"
-    C.print_rows(rows)
-    C.write_rows(args.json, rows)
-    return 0
+    return C.finish(rows, args.json)
 
 
 if __name__ == "__main__":

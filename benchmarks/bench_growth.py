@@ -21,7 +21,6 @@ compute per minute of song), the R^2 of the fit and t(240 s) / t(30 s)
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -141,12 +140,7 @@ def main() -> int:
                     peaks[s] = max(peaks.get(s, 0.0), mem.peak_mb or 0.0)
             rows.append(growth_row(name, times, peaks, group))
             print(rows[-1].workload + ": " + rows[-1].note, flush=True)
-    load = os.getloadavg()[0]
-    for r in rows:
-        r.note += f"; load {load:.1f}"
-    C.print_rows(rows)
-    C.write_rows(args.json, rows)
-    return 0
+    return C.finish(rows, args.json)
 
 
 if __name__ == "__main__":

@@ -341,6 +341,18 @@ def machine() -> dict:
     return info
 
 
+def finish(rows: list[Row], json_path: str | Path | None) -> int:
+    """Note the load average on every row, print the table, write the JSON; exit code 0."""
+    import os
+
+    load = os.getloadavg()[0]
+    for r in rows:
+        r.note += f"; load {load:.1f}"
+    print_rows(rows)
+    write_rows(json_path, rows)
+    return 0
+
+
 def write_rows(path: str | Path | None, rows: list[Row], **extra) -> None:
     if path is None:
         return
