@@ -194,6 +194,25 @@ class ProcResult:
     stderr: str
 
 
+def describe_exit(returncode: int) -> str:
+    """``exit status N`` or, for a death by signal (negative code), ``killed by SIGSEGV (-11)``."""
+    import signal
+
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"killed by {name} ({returncode})"
+    return f"exit status {returncode}"
+
+
+def last_line(text: str, limit: int = 300) -> str:
+    """The last non-empty line of a log, cut to ``limit`` characters ('' for an empty log)."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:limit] if lines else ""
+
+
 def run_process(cmd: list[str], cwd: str | Path | None = None, env: dict | None = None,
                 timeout: float | None = None) -> ProcResult:
     """Run a command; wall seconds and the child's own peak RSS (``ru_maxrss`` via wait4).

@@ -167,8 +167,7 @@ def main() -> int:
             (logs / f"{name}.err").write_text(r.stderr)
             try:
                 if r.returncode != 0:
-                    last = [ln for ln in r.stderr.splitlines() if ln.strip()][-1:] or [""]
-                    raise RuntimeError(f"exit status {r.returncode}: {last[0][:300]} "
+                    raise RuntimeError(f"{C.describe_exit(r.returncode)}: {C.last_line(r.stderr)} "
                                        f"(whole log: {logs / (name + '.err')})")
                 json_path = work / f"{name}.json"
                 if name == "features":

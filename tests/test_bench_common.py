@@ -69,3 +69,14 @@ def test_peak_memory_sees_an_allocation_made_inside_the_block():
 def test_run_process_reports_exit_status_and_output():
     r = C.run_process([sys.executable, "-c", "import sys; print('hi'); sys.exit(3)"])
     assert r.returncode == 3 and r.stdout.strip() == "hi" and r.peak_rss_mb > 1
+
+
+def test_a_benchmark_killed_by_a_signal_is_named():
+    """A benchmark process that segfaults is reported as such (run_all.py prints it in its table)."""
+    r = C.run_process([sys.executable, "-c", "import ctypes; print('started', flush=True); "
+                       "ctypes.string_at(0)"])
+    assert r.returncode == -11
+    assert C.describe_exit(r.returncode) == "killed by SIGSEGV (-11)"
+    assert C.describe_exit(2) == "exit status 2"
+    assert C.last_line("a\n\nlast words\n\n") == "last words"
+    assert C.last_line("") == ""
