@@ -16,13 +16,24 @@ CHAMPION_URI = "models:/melodance@champion"
 MIN_SONG_S = 1.0
 
 
+MODEL_URI_SCHEMES = ("models:/", "runs:/")
+"""The MLflow URIs :func:`load_bundle` accepts: the registry's and the tracking server's own."""
+
+
 def load_bundle(model: str | Path | None = None):
     """A :class:`~melodance.models.bundle.DanceBundle` from a path or an MLflow URI.
 
+    ``model`` is trusted input (a command-line option, never a web request):
+    it names a file or a model of the tracking server the user configured.
+    Either way no code is run to load it: a bundle file is read with
+    ``torch.load(weights_only=True)``, and of a logged model only its
+    ``MLmodel`` (YAML) and its bundle artifact are read, the same way; the
+    model's code file is never imported here.
+
     Args:
         model: a ``model.pt`` bundle file, a ``models:/...`` or ``runs:/...``
-            URI (any MLflow model URI of a melodance pyfunc), or None for the
-            registry's champion.
+            URI of a melodance pyfunc, or None for the registry's champion.
+            Other URI schemes (``http:``, ``s3:``, ``file:`` ...) are refused.
 
     Returns:
         (bundle, label): the label names the model in captions and logs.
@@ -33,28 +44,27 @@ def load_bundle(model: str | Path | None = None):
     model = CHAMPION_URI if model is None else str(model)
     if "://" not in model and ":/" not in model:
         return DanceBundle.load(model), Path(model).name
-    import warnings
+    if not model.startswith(MODEL_URI_SCHEMES):
+        raise UserError(f"{model}: not a model this command loads: give a model.pt file or a "
+                        f"{' or '.join(MODEL_URI_SCHEMES)} URI of the tracking server")
+    import tempfile
 
     from mlflow.exceptions import MlflowException
 
     from melodance import tracking
 
     tracking.setup()
-    try:
-        with warnings.catch_warnings():
-            # MLflow's advice on type hints for logging models, irrelevant when loading one.
-            warnings.simplefilter("ignore", UserWarning)
-            import mlflow.pyfunc
+    with tempfile.TemporaryDirectory(prefix="melodance-model-") as tmp:
+        try:
+            import mlflow.artifacts
 
-            loaded = mlflow.pyfunc.load_model(model)
-    except (MlflowException, OSError) as e:
-        hint = (" (no champion registered yet: train and `melodance register` a model, or pass "
-                "--model PATH)" if model == CHAMPION_URI else "")
-        raise UserError(f"{model}: cannot load the model{hint}: {str(e).splitlines()[0]}") from e
-    wrapped = loaded.unwrap_python_model()
-    bundle = getattr(wrapped, "bundle", None)
-    if bundle is None:
-        raise UserError(f"{model}: not a melodance dance model")
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=tmp))
+        except (MlflowException, OSError) as e:
+            hint = (" (no champion registered yet: train and `melodance register` a model, or "
+                    "pass --model PATH)" if model == CHAMPION_URI else "")
+            raise UserError(f"{model}: cannot load the model{hint}: "
+                            f"{str(e).splitlines()[0]}") from e
+        bundle = DanceBundle.load(_bundle_artifact(local, model))
     label = model.removeprefix("models:/")
     if model == CHAMPION_URI:
         version = tracking.champion_version()
@@ -62,6 +72,24 @@ def load_bundle(model: str | Path | None = None):
     if model.startswith("runs:/"):
         label = "run " + model.removeprefix("runs:/")[:8]
     return bundle, label
+
+
+def _bundle_artifact(local: Path, model: str) -> Path:
+    """The bundle file of a downloaded melodance pyfunc model (from its ``MLmodel``, YAML)."""
+    import yaml
+
+    from melodance.cli import UserError
+
+    try:
+        meta = yaml.safe_load((local / "MLmodel").read_text())
+        rel = meta["flavors"]["python_function"]["artifacts"]["bundle"]["path"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
+        raise UserError(f"{model}: not a melodance dance model (no bundle artifact in its "
+                        "MLmodel)") from e
+    path = (local / str(rel)).resolve()
+    if not path.is_relative_to(local.resolve()) or not path.is_file():
+        raise UserError(f"{model}: not a melodance dance model (its bundle artifact is missing)")
+    return path
 
 
 def check_video_path(path: str | Path) -> Path:
