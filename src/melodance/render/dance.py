@@ -56,15 +56,21 @@ def load_bundle(model: str | Path | None = None):
     tracking.setup()
     with tempfile.TemporaryDirectory(prefix="melodance-model-") as tmp:
         try:
-            import mlflow.artifacts
+            from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=tmp))
+            repo = get_artifact_repository(model)
+            meta = Path(repo.download_artifacts("MLmodel", tmp))
+            rel = _bundle_artifact(meta, model)
+            path = Path(repo.download_artifacts(rel, tmp))
         except (MlflowException, OSError) as e:
             hint = (" (no champion registered yet: train and `melodance register` a model, or "
                     "pass --model PATH)" if model == CHAMPION_URI else "")
             raise UserError(f"{model}: cannot load the model{hint}: "
                             f"{str(e).splitlines()[0]}") from e
-        bundle = DanceBundle.load(_bundle_artifact(local, model))
+        if not path.resolve().is_relative_to(Path(tmp).resolve()) or not path.is_file():
+            raise UserError(f"{model}: not a melodance dance model (its bundle artifact is "
+                            "missing)")
+        bundle = DanceBundle.load(path)
     label = model.removeprefix("models:/")
     if model == CHAMPION_URI:
         version = tracking.champion_version()
@@ -74,22 +80,24 @@ def load_bundle(model: str | Path | None = None):
     return bundle, label
 
 
-def _bundle_artifact(local: Path, model: str) -> Path:
-    """The bundle file of a downloaded melodance pyfunc model (from its ``MLmodel``, YAML)."""
+def _bundle_artifact(mlmodel: Path, model: str) -> str:
+    """The bundle artifact's path inside a melodance pyfunc model, from its ``MLmodel`` (YAML)."""
+    from pathlib import PurePosixPath
+
     import yaml
 
     from melodance.cli import UserError
 
     try:
-        meta = yaml.safe_load((local / "MLmodel").read_text())
-        rel = meta["flavors"]["python_function"]["artifacts"]["bundle"]["path"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
+        meta = yaml.safe_load(mlmodel.read_text())
+        rel = str(meta["flavors"]["python_function"]["artifacts"]["bundle"]["path"])
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError) as e:
         raise UserError(f"{model}: not a melodance dance model (no bundle artifact in its "
                         "MLmodel)") from e
-    path = (local / str(rel)).resolve()
-    if not path.is_relative_to(local.resolve()) or not path.is_file():
-        raise UserError(f"{model}: not a melodance dance model (its bundle artifact is missing)")
-    return path
+    parts = PurePosixPath(rel).parts
+    if not parts or PurePosixPath(rel).is_absolute() or ".." in parts or "\\" in rel:
+        raise UserError(f"{model}: not a melodance dance model (bad bundle artifact path)")
+    return rel
 
 
 def check_video_path(path: str | Path) -> Path:

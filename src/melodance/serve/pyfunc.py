@@ -17,7 +17,6 @@ from pathlib import Path
 import mlflow.pyfunc
 from mlflow.exceptions import MlflowException
 
-
 MODEL_CODE = Path(__file__).with_name("model_code.py")
 """The code file MLflow stores and runs to build the model (models from code)."""
 
