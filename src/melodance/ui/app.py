@@ -225,7 +225,13 @@ class UiApp:
         except queue.Full:
             pass  # it ends at its next item, which sees _closed
         if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            # The worker may still be writing a file (it cannot be interrupted): try again
+            # when one appeared while the folder was being removed.
+            for _ in range(5):
+                shutil.rmtree(self.workdir, ignore_errors=True)
+                if not self.workdir.exists():
+                    break
+                time.sleep(0.05)
 
     def _work(self) -> None:
         while not self._closed.is_set():
@@ -271,9 +277,17 @@ class UiApp:
 
     @staticmethod
     def _registry() -> list[dict]:
+        """The registered versions with their aliases (a version search leaves them out)."""
         from melodance import tracking
 
-        return tracking.model_versions()
+        versions = tracking.model_versions()
+        if versions:
+            aliases = dict(tracking.client().get_registered_model(tracking.REGISTERED_MODEL)
+                           .aliases or {})
+            for v in versions:
+                v["aliases"] = sorted({*v["aliases"],
+                                       *(a for a, n in aliases.items() if str(n) == v["version"])})
+        return versions
 
     def resolve_model(self, model_id) -> tuple[tuple, str | None]:
         """A request's ``model`` (an id listed by :meth:`models`; None or "" = the default)
