@@ -217,14 +217,17 @@ def test_pickle_as_model_path_is_refused_and_runs_nothing(page, tmp_path):
     _, url, _ = page
     marker = tmp_path / "MARKER"
     evil = _evil_bundle(tmp_path, marker)
+    answers = []
     for route, extra in (("/api/dance", {"audio_base64": "AAAA"}),
                          ("/api/compare", {"sequence": "DANCE_C_1"})):
         status, body = _post(url, route, {**extra, "model": str(evil), "duration_s": 2})
+        answers.append((route, status, body))
+        if status == 202:  # accepted: give the job its chance to load the model
+            _wait_job(url, body["id"])
+    assert not marker.exists(), f"the pickle ran: {answers}"
+    for route, status, body in answers:
         assert status == 400, (route, status, body)
         assert str(tmp_path) not in body["error"] and "model.pt" not in body["error"]
-        if status == 202:  # the old code: the job would load it
-            _wait_job(url, body["id"])
-    assert not marker.exists(), "the pickle ran"
 
     # Given on the command line (trusted), the file is still read as data only: refused.
     from melodance.models.bundle import DanceBundle
@@ -253,12 +256,16 @@ def test_fake_model_over_http_is_refused_and_fetches_nothing(page, tmp_path):
     _fake_model(tmp_path / "served", marker)
     with _fake_mlflow_artifacts(tmp_path / "served") as (base, hits):
         uri = f"{base}/fake"
+        answers = []
         for route, extra in (("/api/dance", {"audio_base64": "AAAA"}),
                              ("/api/compare", {"sequence": "DANCE_C_1"})):
             status, body = _post(url, route, {**extra, "model": uri, "duration_s": 2})
-            assert status == 400, (route, status, body)
-            if status == 202:
+            answers.append((route, status, body))
+            if status == 202:  # accepted: give the job its chance to load the model
                 _wait_job(url, body["id"])
+        assert not marker.exists(), f"the fake model's pickle ran: {answers}"
+        assert hits == [], f"the server fetched {hits}"
+        assert [a[1] for a in answers] == [400, 400], answers
         # Even as trusted input, load_bundle takes only models:/ and runs:/ URIs.
         from melodance.cli import UserError
         from melodance.render.dance import load_bundle
@@ -449,7 +456,10 @@ def test_content_length_minus_one_is_refused_with_memory_bounded(page):
                 s.sendall(chunk)
                 sent += len(chunk)
     time.sleep(0.5)
-    assert _rss_mib(proc) - before < 32, (before, _rss_mib(proc))
+    after = _rss_mib(proc)
+    print(f"Content-Length -1: {sent / 2**20:.0f} MiB offered, server RSS {before:.0f} -> "
+          f"{after:.0f} MiB")
+    assert after - before < 32, (before, after)
     for cl, want in (("", 411), ("abc", 400), ("1e3", 400), ("+5", 400), ("99999999999", 413),
                      ("5, 6", 400)):
         headers = [("Content-Type", "application/json")]
@@ -707,4 +717,6 @@ def test_fuzz_malformed_requests_get_4xx_and_server_survives(page):
     assert proc.poll() is None
     assert _get(url, "/api/models")[0] == 200
     growth = _rss_mib(proc) - before
+    print(f"fuzz: {len(seen)} requests, statuses {sorted(set(seen))}, server RSS {before:.0f} -> "
+          f"{before + growth:.0f} MiB")
     assert growth < 100, f"server RSS grew {growth:.0f} MiB"
