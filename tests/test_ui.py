@@ -46,7 +46,8 @@ def ui_url(tiny_bundle, real_data, tmp_path_factory):
 def _call(url: str, body: dict | bytes | None = None, raw: bool = False
           ) -> tuple[int, dict | bytes]:
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET",
+                                 headers={"Content-Type": "application/json"} if data else {})
     try:
         with urllib.request.urlopen(req, timeout=120) as r:
             status, data, ctype = r.status, r.read(), r.headers.get("Content-Type", "")
@@ -86,7 +87,7 @@ def test_api_errors_in_words_and_server_stays_up(ui_url):
     s = _wait_job(ui_url, body["id"])
     assert s["state"] == "error" and "not a decodable song" in s["error"]
     status, models = _call(ui_url + "api/models")
-    assert status == 200 and models["default"].endswith("model.pt")
+    assert status == 200 and models["choices"][0] == {"id": "default", "label": "model.pt (default)"}
     _, seqs = _call(ui_url + "api/sequences")
     assert {"name": "DANCE_C_2", "style": "C"} in [
         {k: s[k] for k in ("name", "style")} for s in seqs["sequences"]]

@@ -3,6 +3,11 @@
 The bundle holds the weights, the model config, the feature settings and the
 normalisers fitted at training time, so generation (and serving) can never
 disagree with training.
+
+On disk it is plain data only: tensors, numbers, strings, lists and dicts (the
+normalisers' statistics as float64 tensors), so it loads with
+``torch.load(weights_only=True)`` and opening a model file never runs code
+(PyTorch's restricted unpickler refuses any other object).
 """
 
 from __future__ import annotations
@@ -16,6 +21,44 @@ import torch
 from melodance.models.config import ModelConfig
 from melodance.models.lstm import DanceModel
 
+FORMAT = "melodance-bundle-2"
+READABLE_FORMATS = ("melodance-bundle-1", FORMAT)
+"""Format 1 held the normalisers' statistics as lists; both are plain data."""
+
+
+def _plain(x, where: str):
+    """``x`` as JSON-like data (dict, list, str, int, float, bool, None); numpy scalars and
+    arrays become numbers and lists. Anything else is an error naming ``where``: it would
+    need pickling, and the bundle must load with ``weights_only=True``."""
+    if x is None or isinstance(x, (str, bool, int, float)):
+        return x
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, dict):
+        return {str(k): _plain(v, f"{where}.{k}") for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(x)]
+    raise TypeError(f"{where}: a {type(x).__name__} cannot be stored in a model bundle "
+                    "(plain data only: dicts, lists, strings, numbers)")
+
+
+def _normalizer_payload(norm) -> dict:
+    d = norm.to_dict()
+    return {"method": d["method"], "groups": _plain(d["groups"], "groups"),
+            "offset": torch.from_numpy(np.asarray(norm.offset, np.float64).copy()),
+            "scale": torch.from_numpy(np.asarray(norm.scale, np.float64).copy())}
+
+
+def _normalizer_dict(d: dict) -> dict:
+    """A stored normaliser (tensors in format 2, lists in format 1) as ``Normalizer.from_dict`` input."""
+    out = dict(d)
+    for k in ("offset", "scale"):
+        if isinstance(out.get(k), torch.Tensor):
+            out[k] = out[k].numpy()
+    return out
+
 
 @dataclass
 class DanceBundle:
@@ -28,31 +71,50 @@ class DanceBundle:
         from melodance import io
 
         payload = {
-            "format": "melodance-bundle-1",
-            "model_config": self.model.cfg.model_dump(),
-            "dims": [self.model.music_dim, self.model.temporal_dim, self.model.motion_dim],
-            "state_dict": self.model.state_dict(),
-            "normalizers": {k: v.to_dict() for k, v in self.normalizers.items()},
-            "features_meta": self.features_meta,
-            "extra": {**self.extra, **(extra or {})},
+            "format": FORMAT,
+            "model_config": _plain(self.model.cfg.model_dump(), "model_config"),
+            "dims": [int(self.model.music_dim), int(self.model.temporal_dim),
+                     int(self.model.motion_dim)],
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "normalizers": {k: _normalizer_payload(v) for k, v in self.normalizers.items()},
+            "features_meta": _plain(self.features_meta, "features_meta"),
+            "extra": _plain({**self.extra, **(extra or {})}, "extra"),
         }
         with io.atomic_path(path) as tmp:
             torch.save(payload, tmp)
 
     @classmethod
     def load(cls, path: str | Path) -> DanceBundle:
+        """Read a bundle file with ``torch.load(weights_only=True)``: plain data and tensors
+        only, so a file holding any other (pickled) object is refused without running it."""
+        import pickle
+        import zipfile
+
         from melodance.features.normalize import Normalizer
 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no trained model here (run the train stage first)")
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-        if payload.get("format") != "melodance-bundle-1":
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            # The restricted unpickler met an object that is not plain data: never load it.
+            raise ValueError(f"{path}: not a melodance model bundle (it holds objects other "
+                             "than tensors and plain data, which are not loaded)") from e
+        except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
+            raise ValueError(f"{path}: not a melodance model bundle (unreadable: "
+                             f"{str(e).splitlines()[0][:200]})") from e
+        if not isinstance(payload, dict) or payload.get("format") not in READABLE_FORMATS:
             raise ValueError(f"{path}: not a melodance model bundle")
-        model = DanceModel(ModelConfig(**payload["model_config"]), *payload["dims"])
-        model.load_state_dict(payload["state_dict"])
+        try:
+            model = DanceModel(ModelConfig(**payload["model_config"]), *payload["dims"])
+            model.load_state_dict(payload["state_dict"])
+            norms = {k: Normalizer.from_dict(_normalizer_dict(v))
+                     for k, v in payload["normalizers"].items()}
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"{path}: a damaged melodance model bundle "
+                             f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
         model.eval()
-        norms = {k: Normalizer.from_dict(v) for k, v in payload["normalizers"].items()}
         return cls(model, norms, payload["features_meta"], payload.get("extra") or {})
 
     def generate_features(self, music: np.ndarray, temporal: np.ndarray) -> np.ndarray:

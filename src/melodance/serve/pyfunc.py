@@ -1,9 +1,13 @@
 """The logged model: a self-contained MLflow pyfunc around a :class:`DanceBundle`.
 
 It carries the weights, the feature settings and the normalisers fitted at
-training time (all in the bundle artifact) and the ``melodance`` package
-(``code_paths``), so it loads without the training code's working directory
-and accepts songs of any length.
+training time (all in the bundle artifact, plain tensors and data) and the
+``melodance`` package (``code_paths``), so it loads without the training
+code's working directory and accepts songs of any length.
+
+It is logged as *models from code*: MLflow stores the code file
+:mod:`melodance.serve.model_code` (which calls ``mlflow.models.set_model``)
+instead of a cloudpickled object, so loading it unpickles nothing of ours.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from pathlib import Path
 
 import mlflow.pyfunc
 from mlflow.exceptions import MlflowException
+
+MODEL_CODE = Path(__file__).with_name("model_code.py")
+"""The code file MLflow stores and runs to build the model (models from code)."""
 
 
 class DancePyfunc(mlflow.pyfunc.PythonModel):
@@ -44,6 +51,6 @@ def log_model(bundle_path: Path, name: str = "model"):
 
     pkg = Path(melodance.__file__).parent
     return mlflow.pyfunc.log_model(
-        name=name, python_model=DancePyfunc(), artifacts={"bundle": str(bundle_path)},
+        name=name, python_model=str(MODEL_CODE), artifacts={"bundle": str(bundle_path)},
         code_paths=[str(pkg)], pip_requirements=pip_requirements(),
     )

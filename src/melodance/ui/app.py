@@ -2,7 +2,8 @@
 
 A request from the page becomes a :class:`Job` run on one worker thread (a
 batch of one is sequential work: two at once on a small machine only slow
-each other down). The page polls the job for its step and elapsed time and,
+each other down); at most ``MAX_PENDING`` jobs wait or run at once, more are
+refused (:class:`Busy`, HTTP 429). The page polls the job for its step and elapsed time and,
 when it is done, fetches the motion, the song's span as WAV and, on demand,
 the MP4, the motion JSON and the BVH.
 
@@ -11,18 +12,26 @@ behind ``/invocations``: uploaded songs as ``audio_base64``, a dataset
 sequence as its ``music`` + ``temporal`` features. Every MP4 goes through
 the Great Expectations output suite (:func:`melodance.render.checks.ge_check`)
 before it is handed out.
+
+Models are chosen by id among the ones this page lists itself (the model given
+on the command line, the registry's versions and aliases): a request never
+names a path or a URI, so nothing a browser sends decides what is loaded.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import math
+import queue
+import re
 import shutil
 import tempfile
 import threading
 import time
+import traceback
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,10 +45,37 @@ COMPARE_DEFAULT_S = 20.0
 """Default span of a Compare, seconds (a whole sequence lasts a minute or more)."""
 KIN_CLIP_S = 2.0
 """Clip length for the per-sequence kinetic-feature term, seconds (see :func:`sequence_metrics`)."""
+MAX_PENDING = 4
+"""Jobs queued or running at once; one more is refused with :class:`Busy` (each holds a song)."""
+MODEL_CACHE = 2
+"""Loaded models kept in memory (least recently used dropped first)."""
+MAX_START_S = 24 * 3600.0
+"""Latest start of a span, seconds (a song of the largest upload lasts far less)."""
+DEFAULT_MODEL = "default"
+"""The model id of the default model (``--model``, else the registry's champion)."""
 
 
 class UiError(ValueError):
     """An error the page shows to the user as it is (bad input, no such sequence, no model)."""
+
+
+class Busy(UiError):
+    """Too many jobs waiting: try again later (HTTP 429)."""
+
+
+_ABS_PATH = re.compile(r"(?<![\w.:/~-])(?:/[^\s/'\"`:,;()\[\]{}]+)+/?")
+
+
+def redact(message: str) -> str:
+    """``message`` with every absolute path cut to its last part: answers never show where
+    the server keeps its files (nor, by the wording, whether some path exists)."""
+    def last(m: re.Match) -> str:
+        parts = [p for p in m.group(0).split("/") if p]
+        if len(parts) < 2 or parts[0] in ("api", "static"):  # the page's own addresses
+            return m.group(0)
+        return f"…/{parts[-1]}"
+
+    return _ABS_PATH.sub(last, message)
 
 
 @dataclass
@@ -150,49 +186,142 @@ class UiApp:
     """The page's back end: model cache, dataset listing and jobs.
 
     Args:
-        model: default model (path or MLflow URI; None: the registry's champion).
+        model: default model (path or MLflow URI; None: the registry's champion). Trusted:
+            it comes from the command line, never from a request.
         data_dir: the dataset the Compare view picks sequences from (None: no Compare).
         workdir: where job files go (None: a temporary folder removed by :meth:`close`).
+        max_pending: jobs queued or running at once (see ``MAX_PENDING``).
     """
 
     def __init__(self, model: str | None = None, data_dir: str | Path | None = None,
-                 workdir: str | Path | None = None):
+                 workdir: str | Path | None = None, max_pending: int = MAX_PENDING):
         self.default_model = model
         self.data_dir = Path(data_dir) if data_dir else None
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="melodance-ui-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.jobs: dict[str, Job] = {}
-        self._bundles: dict[str, tuple] = {}
+        self._bundles: OrderedDict[tuple, tuple] = OrderedDict()
         self._lock = threading.Lock()
         self._model_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="melodance-ui")
+        # A bounded queue and one daemon worker: a full queue refuses (429) instead of
+        # piling up songs in memory, and a stopping server does not wait for a dance.
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, max_pending))
+        self.max_pending = max(1, max_pending)
+        self._pending = threading.BoundedSemaphore(self.max_pending)
+        self._closed = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="melodance-ui-worker",
+                                        daemon=True)
+        self._worker.start()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._closed.set()
+        with self._lock:
+            for j in self.jobs.values():
+                if j.state == "queued":
+                    j.state, j.error = "error", "the server stopped"
+        try:
+            self._queue.put_nowait(None)  # wake the worker so it ends
+        except queue.Full:
+            pass  # it ends at its next item, which sees _closed
         if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            # The worker may still be writing a file (it cannot be interrupted): try again
+            # when one appeared while the folder was being removed.
+            for _ in range(5):
+                shutil.rmtree(self.workdir, ignore_errors=True)
+                if not self.workdir.exists():
+                    break
+                time.sleep(0.05)
+
+    def _work(self) -> None:
+        while not self._closed.is_set():
+            item = self._queue.get()
+            if item is None or self._closed.is_set():
+                return
+            try:
+                self._run(*item)
+            finally:
+                self._pending.release()
+
+    def _submit(self, job: Job, fn, *args) -> None:
+        self._queue.put_nowait((job, fn, *args))  # never full: _pending admits at most maxsize
 
     # ------------------------------------------------------------------ listings
 
     def models(self) -> dict:
-        """The default model and the registered versions (empty when the registry is unreachable)."""
-        from melodance.render.dance import CHAMPION_URI
-
-        default = self.default_model or CHAMPION_URI
-        choices = [{"uri": default, "label": f"{default} (default)"}]
+        """The models a request may choose, by ``id``: the default (``--model``, else the
+        registry's champion), then the registry's aliases (``@name``) and versions (``vN``);
+        only the default when the registry is unreachable."""
+        choices = [{"id": DEFAULT_MODEL, "label": f"{self._default_label()} (default)"}]
         note = None
         try:
-            from melodance import tracking
-
-            for v in reversed(tracking.model_versions()):
-                uri = f"models:/{tracking.REGISTERED_MODEL}/{v['version']}"
-                if uri != default:
-                    aliases = f" ({', '.join(v['aliases'])})" if v["aliases"] else ""
-                    choices.append({"uri": uri, "label": f"version {v['version']}{aliases}"})
+            versions = self._registry()
         except Exception as e:  # an absent or broken registry must not break the page
-            note = f"model registry not readable: {str(e).splitlines()[0][:200]}"
-        return {"default": default, "choices": choices, "note": note}
+            versions = []
+            note = redact(f"model registry not readable: {str(e).splitlines()[0][:200]}")
+        for v in reversed(versions):
+            for a in v["aliases"]:
+                choices.append({"id": f"@{a}", "label": f"{a} (version {v['version']})"})
+        for v in reversed(versions):
+            aliases = f" ({', '.join(v['aliases'])})" if v["aliases"] else ""
+            choices.append({"id": f"v{v['version']}", "label": f"version {v['version']}{aliases}"})
+        return {"default": DEFAULT_MODEL, "choices": choices, "note": note}
+
+    def _default_label(self) -> str:
+        from melodance.render.dance import CHAMPION_URI
+
+        if self.default_model is None:
+            return CHAMPION_URI.removeprefix("models:/")
+        m = str(self.default_model)
+        return m.removeprefix("models:/") if ":/" in m else Path(m).name
+
+    @staticmethod
+    def _registry() -> list[dict]:
+        """The registered versions with their aliases (a version search leaves them out)."""
+        from melodance import tracking
+
+        versions = tracking.model_versions()
+        if versions:
+            aliases = dict(tracking.client().get_registered_model(tracking.REGISTERED_MODEL)
+                           .aliases or {})
+            for v in versions:
+                v["aliases"] = sorted({*v["aliases"],
+                                       *(a for a, n in aliases.items() if str(n) == v["version"])})
+        return versions
+
+    def resolve_model(self, model_id) -> tuple[tuple, str | None]:
+        """A request's ``model`` (an id listed by :meth:`models`; None or "" = the default)
+        -> (cache key, what :func:`~melodance.render.dance.load_bundle` loads).
+
+        Anything else is refused: a request never names a file or a URI.
+        """
+        from melodance import tracking
+
+        if model_id is None or model_id == "" or model_id == DEFAULT_MODEL:
+            if self.default_model is not None:
+                return ("default",), str(self.default_model)
+            try:
+                version = tracking.champion_version()
+            except Exception:  # registry unreachable: load_bundle says so in words
+                version = None
+            return ("champion", version), None
+        if not isinstance(model_id, str) or not re.fullmatch(r"v\d{1,9}|@[A-Za-z0-9_-]{1,64}",
+                                                              model_id):
+            raise UiError("model: not a model id of this page (choose one listed by "
+                          "/api/models)")
+        try:
+            versions = self._registry()
+        except Exception as e:
+            raise UiError("model: the model registry is not readable") from e
+        for v in versions:
+            if model_id == f"v{v['version']}":
+                uri = f"models:/{tracking.REGISTERED_MODEL}/{v['version']}"
+                return (uri,), uri
+            if model_id.startswith("@") and model_id[1:] in v["aliases"]:
+                return ((f"models:/{tracking.REGISTERED_MODEL}{model_id}", v["version"]),
+                        f"models:/{tracking.REGISTERED_MODEL}{model_id}")
+        raise UiError(f"model: no model {model_id} in the registry (choose one listed by "
+                      "/api/models)")
 
     def sequences(self) -> list[dict]:
         """The dataset's sequences: name, style and dance length in seconds."""
@@ -214,19 +343,25 @@ class UiApp:
                         "seconds": round((e - s) / FPS, 1)})
         return out
 
-    def bundle(self, model: str | None):
-        """A loaded model (cached by URI) and its label."""
+    def bundle(self, model_id: str | None):
+        """The loaded model a request chose (see :meth:`resolve_model`) and its label; the
+        last ``MODEL_CACHE`` models stay loaded."""
         from melodance.cli import UserError
         from melodance.render.dance import load_bundle
 
-        key = model or self.default_model or ""
+        key, source = self.resolve_model(model_id)
         with self._model_lock:
-            if key not in self._bundles:
-                try:
-                    self._bundles[key] = load_bundle(key or None)
-                except (UserError, FileNotFoundError, OSError) as e:
-                    raise UiError(str(e)) from e
-            return self._bundles[key]
+            if key in self._bundles:
+                self._bundles.move_to_end(key)
+                return self._bundles[key]
+            try:
+                loaded = load_bundle(source)
+            except (UserError, ValueError, OSError) as e:
+                raise UiError(redact(str(e))) from e
+            self._bundles[key] = loaded
+            while len(self._bundles) > MODEL_CACHE:
+                self._bundles.popitem(last=False)
+            return loaded
 
     # ------------------------------------------------------------------ jobs
 
@@ -237,6 +372,7 @@ class UiApp:
             return self.jobs[job_id]
 
     def _new_job(self, kind: str) -> Job:
+        """A new job folder; the caller holds one ``_pending`` slot."""
         job_id = uuid.uuid4().hex[:12]
         folder = self.workdir / job_id
         folder.mkdir()
@@ -256,20 +392,47 @@ class UiApp:
             job.result = fn(job, *args)
             job.state, job.step = "done", "done"
         except (ValueError, FileNotFoundError) as e:  # RequestError, UiError, LayoutError
-            job.state, job.error = "error", str(e)
+            job.state, job.error = "error", redact(str(e))
         except Exception as e:  # the server stays up; the page says what happened
-            job.state, job.error = "error", f"internal error: {type(e).__name__}: {e}"
+            traceback.print_exc()
+            job.state, job.error = "error", f"internal error ({type(e).__name__}); see the server's log"
         finally:
             job.finished = time.monotonic()
 
+    def _admit(self, kind: str) -> Job:
+        if self._closed.is_set():
+            raise UiError("the server is stopping")
+        if not self._pending.acquire(blocking=False):
+            raise Busy(f"busy: {self.max_pending} dances are already waiting or running; try again "
+                       "in a moment")
+        try:
+            return self._new_job(kind)
+        except BaseException:
+            self._pending.release()
+            raise
+
     def submit_dance(self, body: dict) -> Job:
         """Start a dance for an uploaded song: ``audio_base64`` (+ ``filename``, ``start_s``,
-        ``duration_s``, ``model``)."""
+        ``duration_s``, ``model``: a model id of :meth:`models`)."""
+        from melodance.serve.predict import MAX_AUDIO_BYTES, _sniff_suffix
+
         if not isinstance(body.get("audio_base64"), str) or not body["audio_base64"]:
             raise UiError("no song: choose or drop an audio file (mp3, wav, flac, ogg)")
         start_s, duration_s = _span(body)
-        job = self._new_job("dance")
-        self._pool.submit(self._run, job, self._dance, body, start_s, duration_s)
+        self.resolve_model(body.get("model"))  # an unknown id is refused now, not in the job
+        if len(body["audio_base64"]) > MAX_AUDIO_BYTES * 4 // 3 + 4:
+            raise UiError(f"song too large: the limit is {MAX_AUDIO_BYTES // 2**20} MiB")
+        try:
+            data = base64.b64decode(body["audio_base64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise UiError("audio_base64: not valid base64") from None
+        name = Path(str(body.get("filename") or "song")[:200]).name or "song"
+        job = self._admit("dance")
+        # The song waits on disk, in the job's folder, not in memory.
+        job.audio_path = job.folder / f"song{_sniff_suffix(data)}"
+        job.audio_path.write_bytes(data)
+        del data
+        self._submit(job, self._dance, body.get("model"), name, start_s, duration_s)
         return job
 
     def submit_compare(self, body: dict) -> Job:
@@ -277,34 +440,35 @@ class UiApp:
         ``model``)."""
         if self.data_dir is None:
             raise UiError("no dataset configured: start `melodance ui --data FOLDER`")
-        name = str(body.get("sequence") or "")
-        if name not in {s["name"] for s in self.sequences()}:
-            raise UiError(f"no sequence {name!r} in {self.data_dir}")
+        name = body.get("sequence")
+        if not isinstance(name, str) or name not in {s["name"] for s in self.sequences()}:
+            shown = repr(name)[:60] if isinstance(name, str) else "none"
+            raise UiError(f"no sequence {shown} in the dataset (see /api/sequences)")
         start_s, duration_s = _span(body)
-        job = self._new_job("compare")
-        self._pool.submit(self._run, job, self._compare, name, body.get("model"), start_s,
-                          duration_s or COMPARE_DEFAULT_S)
+        self.resolve_model(body.get("model"))
+        job = self._admit("compare")
+        self._submit(job, self._compare, name, body.get("model"), start_s,
+                     duration_s or COMPARE_DEFAULT_S)
         return job
 
-    def _dance(self, job: Job, body: dict, start_s: float, duration_s: float | None) -> dict:
-        from melodance.serve.predict import _sniff_suffix, predict
+    def _dance(self, job: Job, model_id: str | None, name: str, start_s: float,
+               duration_s: float | None) -> dict:
+        from melodance.serve.predict import predict
 
         job.step = "loading the model"
-        bundle, label = self.bundle(body.get("model"))
+        bundle, label = self.bundle(model_id)
         job.step = "extracting the song's features and generating the dance"
-        req = {"audio_base64": body["audio_base64"], "start_s": start_s}
+        req = {"audio_base64": base64.b64encode(job.audio_path.read_bytes()).decode("ascii"),
+               "start_s": start_s}
         if duration_s is not None:
             req["duration_s"] = duration_s
         with _one_thread():
             res = predict(bundle, req)
+        del req
         job.step = "preparing the song's span"
-        data = base64.b64decode(body["audio_base64"])
-        job.audio_path = job.folder / f"song{_sniff_suffix(data)}"
-        job.audio_path.write_bytes(data)
         _write_span_wav(job.folder / "audio.wav", job.audio_path, start_s, res["frames"] / res["fps"])
         job.motion = {"generated": (res["joints"], res["root"])}
         job.start_s, job.label = start_s, label
-        name = Path(str(body.get("filename") or "song")).name
         return {"fps": res["fps"], "frames": res["frames"], "start_s": start_s,
                 "seconds": res["frames"] / res["fps"], "model": label, "song": name,
                 "panels": {"generated": motion_payload(res["joints"], res["root"])},
@@ -353,8 +517,9 @@ class UiApp:
 
     # ------------------------------------------------------------------ files
 
-    def file(self, job_id: str, name: str) -> Path:
-        """A job's file for download, written on first request (MP4 checked by the GE suite)."""
+    def file(self, job_id: str, name: str, write: bool = True) -> Path:
+        """A job's file for download, written on first request (MP4 checked by the GE suite);
+        with ``write=False`` (a HEAD request) only a file already written, else KeyError."""
         job = self.job(job_id)
         if job.state != "done":
             raise UiError(f"job {job_id} is {job.state}")
@@ -362,6 +527,8 @@ class UiApp:
             path = job.folder / name
             if path.is_file():
                 return path
+            if not write:
+                raise KeyError(f"{name} (not written yet: a GET writes it)")
             if name == "audio.wav":
                 raise UiError("no audio for this job")
             if name == "dance.mp4":
@@ -399,14 +566,19 @@ def _links(job: Job) -> dict:
 
 def _span(body: dict) -> tuple[float, float | None]:
     """(start_s rounded to a frame, duration_s or None) from the page's form."""
+    from melodance.serve.predict import MAX_DURATION_S
+
     def number(key):
         v = body.get(key)
         if v is None or v == "":
             return None
+        shown = repr(v)[:40]
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)) or len(str(v)) > 40:
+            raise UiError(f"{key.removesuffix('_s')}: not a number: {shown}")
         try:
             x = float(v)
-        except (TypeError, ValueError):
-            raise UiError(f"{key.removesuffix('_s')}: not a number: {v!r}") from None
+        except (ValueError, OverflowError):
+            raise UiError(f"{key.removesuffix('_s')}: not a number: {shown}") from None
         if not math.isfinite(x):
             raise UiError(f"{key.removesuffix('_s')}: not a finite number")
         return x
@@ -415,8 +587,10 @@ def _span(body: dict) -> tuple[float, float | None]:
     duration = number("duration_s")
     if start < 0:
         raise UiError(f"start must be >= 0 s, got {start:g}")
-    if duration is not None and duration < 1:
-        raise UiError(f"duration must be at least 1 s, got {duration:g}")
+    if start > MAX_START_S:
+        raise UiError(f"start must be at most {MAX_START_S:g} s, got {start:g}")
+    if duration is not None and not 1 <= duration <= MAX_DURATION_S:
+        raise UiError(f"duration must be between 1 and {MAX_DURATION_S:g} s, got {duration:g}")
     return round(start * FPS) / FPS, duration
 
 

@@ -45,7 +45,7 @@ async function getJSON(url, options) {
 async function loadChoices() {
   try {
     const m = await getJSON("/api/models");
-    $("model").replaceChildren(...m.choices.map((c) => new Option(c.label, c.uri)));
+    $("model").replaceChildren(...m.choices.map((c) => new Option(c.label, c.id)));
     if (m.note) { $("model-note").textContent = m.note; $("model-note").hidden = false; }
   } catch (e) { showError(e.message); }
   try {
