@@ -17,9 +17,18 @@ from melodance.models.config import ModelConfig
 from melodance.models.lstm import DanceModel
 
 
+def model_class(variant: str | None):
+    """The class that rebuilds a saved model: the dispatch point between model families."""
+    if variant == "retrieval":
+        from melodance.models.retrieval import RetrievalModel
+
+        return RetrievalModel
+    return DanceModel
+
+
 @dataclass
 class DanceBundle:
-    model: DanceModel
+    model: DanceModel  # or any model with the same generate/dims interface (RetrievalModel)
     normalizers: dict            # "music", "temporal", "motion" -> features.normalize.Normalizer
     features_meta: dict          # features.pipeline.FeatureSet.meta (config, groups, fps, dims)
     extra: dict = field(default_factory=dict)  # e.g. the MLflow run id and metrics of training
@@ -49,7 +58,8 @@ class DanceBundle:
         payload = torch.load(path, map_location="cpu", weights_only=False)
         if payload.get("format") != "melodance-bundle-1":
             raise ValueError(f"{path}: not a melodance model bundle")
-        model = DanceModel(ModelConfig(**payload["model_config"]), *payload["dims"])
+        model = model_class(payload["model_config"].get("variant"))(
+            ModelConfig(**payload["model_config"]), *payload["dims"])
         model.load_state_dict(payload["state_dict"])
         model.eval()
         norms = {k: Normalizer.from_dict(v) for k, v in payload["normalizers"].items()}
