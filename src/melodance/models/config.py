@@ -34,10 +34,10 @@ class ModelConfig(Section):
     mlp_hidden: int = 128        # hidden units of the MLP head
     dropout: float = 0.1         # between LSTM layers and in the MLP head
     leaky_slope: float = 0.2     # LeakyReLU negative slope (seed: LeakyReLU, not ReLU)
-    retrieval_beats: int = Field(4, ge=1)           # retrieval: beats per retrieved piece
+    retrieval_beats: int = Field(2, ge=1)           # retrieval: beats per retrieved piece (chosen on val)
     retrieval_blend_s: float = Field(0.24, ge=0)    # retrieval: seam blend, seconds
     retrieval_tempo_weight: float = Field(1.0, ge=0)  # retrieval: cost of a 25 % tempo change
-    retrieval_pose_weight: float = Field(1.0, ge=0)   # retrieval: cost of a seam (median = 1)
+    retrieval_pose_weight: float = Field(3.0, ge=0)   # retrieval: cost of a seam (median = 1; chosen on val)
 
     @property
     def uses_temporal(self) -> bool:

@@ -43,6 +43,7 @@ from melodance.models.config import ModelConfig
 BEAT_FLAG = 1
 POINTS_PER_BEAT = 4
 RECENT = 8
+HEIGHT_BLEND_S = 2.0
 _X, _Y, _Z = slice(0, N_JOINTS), slice(N_JOINTS, 2 * N_JOINTS), slice(2 * N_JOINTS, 3 * N_JOINTS)
 _VEL, _HEIGHT = slice(69, 71), 71
 _HIP_A, _HIP_B = 7, 16
@@ -155,6 +156,7 @@ class RetrievalModel(nn.Module):
         anchors = np.unique(np.concatenate([anchors, [0]]).astype(np.int64))
         bounds = np.concatenate([anchors, [T]])
         blend = max(1, int(round(cfg.retrieval_blend_s * FPS)))
+        height_blend = max(blend, int(round(HEIGHT_BLEND_S * FPS)))
         out = np.empty((T, 72))
         recent: list[int] = []
         for i in range(len(anchors)):
@@ -195,10 +197,14 @@ class RetrievalModel(nn.Module):
                 piece = _turn(piece, _yaw(out[p0 - 1]) - _yaw(piece[0]))
                 gap = np.zeros(72)
                 gap[:69] = out[p0 - 1, :69] - piece[0, :69]
-                gap[_HEIGHT] = out[p0 - 1, _HEIGHT] - piece[0, _HEIGHT]
                 n = min(blend, len(piece))
                 w = np.linspace(1.0, 0.0, blend + 1)[:n]
                 piece[:n] += w[:, None] * gap
+                # The capture's floor level differs between dances by tens of cm: a height gap
+                # closed within the pose blend would be a jump; it fades over HEIGHT_BLEND_S.
+                n = min(height_blend, len(piece))
+                w = np.linspace(1.0, 0.0, height_blend + 1)[:n]
+                piece[:n, _HEIGHT] += w * (out[p0 - 1, _HEIGHT] - piece[0, _HEIGHT])
             out[p0:p1] = piece
         return out
 
