@@ -226,6 +226,20 @@ def bas_motion(
     return beat_alignment_score(kinematic_beats_s, music_beats_s, sigma_s)
 
 
+def dance_bas(music_beats_s: np.ndarray, kinematic_beats_s: np.ndarray,
+              sigma_s: float = DEFAULT_SIGMA_S) -> tuple[float, float]:
+    """``(bas_music, bas_motion)`` of one dance as the field scores it.
+
+    A dance without kinematic beats (frozen, or moving uniformly) scores 0 in
+    both directions, as in FACT's evaluation, instead of ``nan`` for
+    ``bas_motion``: leaving it out would score a frozen model only where it
+    twitches. ``bas_music`` stays ``nan`` for a song without beats.
+    """
+    kin = _check_times(kinematic_beats_s, "kinematic_beats_s")
+    m = bas_music(music_beats_s, kin, sigma_s)
+    return m, (bas_motion(music_beats_s, kin, sigma_s) if kin.size else 0.0)
+
+
 def _check_times(t: np.ndarray, name: str) -> np.ndarray:
     t = np.asarray(t, dtype=np.float64)
     if t.ndim > 1:

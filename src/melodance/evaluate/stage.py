@@ -140,9 +140,9 @@ def score_set(dances: list[Dance], ref: Reference, cfg: EvaluateConfig, fps: flo
     for d in dances:
         kin = B.kinematic_beat_times(d.world, fps, smooth_s=cfg.kin_smooth_s, method=cfg.kin_beats)
         no_beats += int(kin.size == 0)
-        bas_m.append(B.bas_music(d.music_beats_s, kin, sigma_s=cfg.bas_sigma_s))
-        # The field's definition: a dance without kinematic beats scores 0 (not left out).
-        bas_k.append(B.bas_motion(d.music_beats_s, kin, sigma_s=cfg.bas_sigma_s) if kin.size else 0.0)
+        m, k = B.dance_bas(d.music_beats_s, kin, sigma_s=cfg.bas_sigma_s)
+        bas_m.append(m)
+        bas_k.append(k)
     out["bas_music"] = _nanmean(bas_m)
     out["bas_motion"] = _nanmean(bas_k)
     out["n_without_kinematic_beats"] = no_beats

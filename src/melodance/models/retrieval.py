@@ -141,7 +141,6 @@ class RetrievalModel(nn.Module):
     def _assemble(self, m: np.ndarray, beats: np.ndarray) -> np.ndarray:
         cfg, k = self.cfg, self.cfg.retrieval_beats
         T = len(m)
-        db_music = self.music.numpy().astype(np.float64)
         db_motion = self.motion.numpy().astype(np.float64)
         rows, periods = self.cand_row.numpy(), self.cand_period.numpy()
         lo_all, hi_all = self.seq_start.numpy(), self.seq_end.numpy() - 1
