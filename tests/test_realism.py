@@ -166,3 +166,28 @@ def test_retrieval_bundle_round_trips_with_weights_only_and_moves_like_real_danc
         tj, tr = motion_from_features(seq.motion, seq.root_start)
         real.append(R.motion_stats(tj + tr[:, None], FPS)["energy_cm2_s2"])
     assert 0.5 < np.mean(gen) / np.mean(real) < 2.0
+
+
+def test_retrieval_trains_logs_and_serves_as_a_model(tiny_features, mlflow_store, tmp_path):
+    import json
+
+    import mlflow
+
+    from melodance.features.pipeline import load_features
+    from melodance.models import ModelConfig
+    from melodance.train.config import TrainConfig
+    from melodance.train.stage import run_training
+
+    out = tmp_path / "train"
+    metrics = run_training(tiny_features, out, ModelConfig(variant="retrieval"), TrainConfig(),
+                           progress=False)
+    assert metrics["fit_s"] < 60 and metrics["database_beats"] > 0
+    for name in ("model.pt", "metrics.json", "history.csv", "loss_curves.png", "run.json"):
+        assert (out / name).is_file(), name
+    run_id = json.loads((out / "run.json").read_text())["run_id"]
+    served = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    seq = load_features(tiny_features).sequences[load_features(tiny_features).split["test"][0]]
+    res = served.predict({"music": seq.music.tolist(), "temporal": seq.temporal.tolist()})
+    assert np.asarray(res["joints"]).shape == (len(seq.music), 23, 3)
+    assert R.motion_stats(np.asarray(res["joints"]) + np.asarray(res["root"])[:, None],
+                          FPS)["speed_lowpass_cm_s"] > 10

@@ -275,12 +275,13 @@ def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, cfg: Eva
     headline = {row: {m: _round(v) for m, v in result[row].items() if m in HEADLINE}
                 for row in ROWS}
     headline["real"] = result["real"]
-    if "gate" in result:
-        headline["gate"] = result["gate"]
-    io.write_json(out_dir / "metrics.json", headline)
-    io.write_json(out_dir / "all_metrics.json", {**{row: {m: _round(v) for m, v in result[row].items()}
-                                                     for row in ROWS},
-                                                  **{k: result[k] for k in result if k not in ROWS}})
+    if "gate" in result:  # the scores only; floors and the metrics behind them: all_metrics.json
+        headline["gate"] = {row: g["score"] for row, g in result["gate"]["scores"].items()}
+        headline["gate"]["prefers_retrieval"] = result["gate"].get("prefers_retrieval")
+    io.write_json(out_dir / "metrics.json", finite(headline))
+    io.write_json(out_dir / "all_metrics.json", finite(
+        {**{row: {m: _round(v) for m, v in result[row].items()} for row in ROWS},
+         **{k: result[k] for k in result if k not in ROWS}}))
     io.write_text(out_dir / "per_sequence.csv", per_sequence_csv(model, truth, fps, cfg))
     io.write_text(out_dir / "table.md", markdown_table(result))
     if log_mlflow:
@@ -292,6 +293,17 @@ HEADLINE = ("metric_loss_per_frame", "kid_k", "kid_k_low", "kid_k_high", "kid_g"
             "kid_g_high", "fid_k", "fid_g", "motion_energy_ratio", "speed_lowpass_ratio",
             "still_fraction", "bone_error_cm", "bas_music", "bas_motion")
 """What metrics.json (``dvc metrics show``) carries per row; everything is in all_metrics.json."""
+
+
+def finite(obj):
+    """JSON has no infinity or nan: those (a failed gate score, an undefined mean) become null."""
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite(v) for v in obj]
+    if isinstance(obj, float | np.floating) and not np.isfinite(obj):
+        return None
+    return obj
 
 
 def _round(v):

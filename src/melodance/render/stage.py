@@ -100,7 +100,7 @@ def render_compare(features_dir: str | Path, model, data_dir: str | Path, name: 
     fractions = []
 
     def still(world):
-        fractions.append(still_check(world, fps, str(out), cfg.still_speed_cm_s,
+        fractions.append(still_check(world, fps, out.name, cfg.still_speed_cm_s,
                                      1.0 if cfg.allow_still else cfg.max_still_fraction))
 
     panels, n = compare_panels(bundle, seg, label or "model", view, max_frames, still=still)

@@ -80,13 +80,9 @@ def _register(args) -> int:
 
 def _finite(obj):
     """JSON has no infinity: a failed gate score is written as null."""
-    import math
+    from melodance.evaluate.stage import finite
 
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
+    return finite(obj)
 
 
 def _promote(args) -> int:
