@@ -126,15 +126,15 @@ def score_set(dances: list[Dance], ref: Reference, cfg: EvaluateConfig, fps: flo
     clip_frames = int(round(cfg.fid_clip_s * fps))
     gk, gg = clip_features(dances, fps, clip_frames, ref.lengths)
     gk, gg = (gk - ref.scale_k[0]) / ref.scale_k[1], (gg - ref.scale_g[0]) / ref.scale_g[1]
-    kinds = ("kid", "fid") if intervals else ("kid",)
     for feats, truth_f, tag in ((gk, ref.truth_k, "k"), (gg, ref.truth_g, "g")):
-        for kind in kinds:
+        for kind in ("kid", "fid"):
             if intervals:
                 iv = R.distance_interval(feats, truth_f, kind, n_boot=cfg.n_boot, seed=cfg.seed)
                 out.update({f"{kind}_{tag}": iv.value, f"{kind}_{tag}_low": iv.low,
                             f"{kind}_{tag}_high": iv.high})
             else:
-                out[f"{kind}_{tag}"] = R.kid(feats, truth_f)
+                out[f"{kind}_{tag}"] = (R.kid(feats, truth_f) if kind == "kid"
+                                        else M.frechet_distance(feats, truth_f))
         out[f"div_{tag}"] = float(M.diversity(feats)) if len(feats) > 1 else float("nan")
     bas_m, bas_k, no_beats = [], [], 0
     for d in dances:
