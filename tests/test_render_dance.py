@@ -18,9 +18,13 @@ def test_dance_cli_real_song_video_and_motion(tiny_bundle, real_data, tmp_path, 
 
     song = real_data / "DANCE_R_3" / "audio.mp3"
     out = tmp_path / "dance.mp4"
-    rc = main(["dance", str(song), "-o", str(out), "--model", str(tiny_bundle), "--start", "12",
-               "--duration", "4", "--motion-out", str(tmp_path / "m.json"),
-               "--motion-out", str(tmp_path / "m.bvh"), "--no-progress"])
+    args = ["dance", str(song), "-o", str(out), "--model", str(tiny_bundle), "--start", "12",
+            "--duration", "4", "--motion-out", str(tmp_path / "m.json"),
+            "--motion-out", str(tmp_path / "m.bvh"), "--no-progress"]
+    # The two-epoch test model barely moves: the still rule refuses it, nothing is written...
+    assert main(args) == 1
+    assert "stands still" in capsys.readouterr().err and not out.exists()
+    rc = main([*args, "--allow-still"])  # ...unless asked to
     assert rc == 0, capsys.readouterr().err
     cap = cv2.VideoCapture(str(out))
     n = 0
@@ -83,7 +87,8 @@ def test_render_compare_and_stage(tiny_bundle, tiny_features, synth_corpus, mlfl
     out = tmp_path / "cmp.mp4"
     rc = main(["render", "--compare", "DANCE_W_2", "--features", str(tiny_features),
                "--model", str(tiny_bundle), "--data", str(synth_corpus), "-o", str(out),
-               "--max-seconds", "2", "--no-progress", "--params", str(tmp_path / "none.yaml")])
+               "--max-seconds", "2", "--no-progress", "--params", str(tmp_path / "none.yaml"),
+               "--allow-still"])  # the two-epoch test model barely moves
     assert rc == 0, capsys.readouterr().err
     import cv2
 
@@ -92,7 +97,7 @@ def test_render_compare_and_stage(tiny_bundle, tiny_features, synth_corpus, mlfl
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 50
 
     res = render_split(tiny_features, tiny_bundle, synth_corpus, tmp_path / "render",
-                       RenderConfig(max_seconds=2.0), log_mlflow=True)
+                       RenderConfig(max_seconds=2.0, allow_still=True), log_mlflow=True)
     assert res["n_videos"] == 2 and res["n_failed"] == 0
     summary = json.loads((tmp_path / "render" / "videos.json").read_text())
     for name, v in summary["videos"].items():

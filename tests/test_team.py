@@ -80,7 +80,7 @@ def test_pipeline_logs_to_postgres_server_and_champion_loads(on_server, pg, s3, 
     metrics = run_training(tiny_features, tmp_path / "train", model_cfg, train_cfg,
                            progress=False)
     run_id = json.loads((tmp_path / "train" / "run.json").read_text())["run_id"]
-    reg = register(run_id, metrics)
+    reg = register(run_id, {**metrics, "gate_score": 1.0})  # the gate's score (serve.registry)
     assert reg.promoted and reg.champion == reg.version
 
     # The run, its per-epoch curves and the registry live in the server's PostgreSQL...

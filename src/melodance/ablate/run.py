@@ -18,7 +18,7 @@ def _features_tag(over: dict) -> str:
 def _val_scores(model, fs) -> dict:
     """metric_loss per frame, BAS and FID_k on whole validation sequences generated from music."""
     from melodance.evaluate.config import EvaluateConfig
-    from melodance.evaluate.stage import Dance, score_set
+    from melodance.evaluate.stage import Dance, make_reference, score_set, split_dances
     from melodance.features.motion import motion_from_features
     from melodance.models.bundle import DanceBundle
 
@@ -32,7 +32,9 @@ def _val_scores(model, fs) -> dict:
         gen.append(Dance(name, j, r, beats))
         tj, tr = motion_from_features(seq.motion, seq.root_start)
         truth.append(Dance(name, tj, tr, beats))
-    s = score_set(gen, truth, EvaluateConfig(), fps)
+    cfg = EvaluateConfig()
+    ref = make_reference(truth, split_dances(fs, fs.split["train"], fps), fps, cfg)
+    s = score_set(gen, ref, cfg, fps, truth, intervals=False)
     return {k: s[k] for k in ("metric_loss_per_frame", "bas_music", "bas_motion", "fid_k")}
 
 

@@ -111,13 +111,24 @@ def mean_joint_speed(
     return speed
 
 
+FACT_ORDER_S = 10.0 / 60.0
+"""FACT's ``argrelextrema`` order: 10 frames at 60 fps, in seconds."""
+
+
 def kinematic_beat_times(
     joints_world: np.ndarray,
     fps: float,
     smooth_s: float = DEFAULT_SMOOTH_S,
     subframe: bool = True,
+    method: str = "bailando",
 ) -> np.ndarray:
     """Kinematic beats: local minima of the smoothed mean joint speed.
+
+    ``method="fact"`` is FACT's detector instead: the joint speed summed over
+    joints, no smoothing, and ``scipy.signal.argrelextrema(np.less, order)``
+    with ``order`` = 10 frames at 60 fps (:data:`FACT_ORDER_S` seconds, at
+    least one frame), no sub-frame refinement. The default (``bailando``) is
+    Bailando's: smoothed mean speed, every interior minimum.
 
     A minimum is a sample lower than its neighbours (a flat bottom counts once,
     at its middle); the first and last frames never count. With ``subframe``
@@ -135,6 +146,14 @@ def kinematic_beat_times(
         ``[n_beats]`` times in seconds from frame 0, increasing; empty when the
         speed has no interior minimum (e.g. a motionless or uniformly moving body).
     """
+    if method == "fact":
+        from scipy.signal import argrelextrema
+
+        speed = mean_joint_speed(joints_world, fps, 0.0)
+        order = max(1, int(round(FACT_ORDER_S * fps)))
+        return argrelextrema(speed, np.less, order=order)[0].astype(np.float64) / fps
+    if method != "bailando":
+        raise ValueError(f"method must be 'bailando' or 'fact', got {method!r}")
     speed = mean_joint_speed(joints_world, fps, smooth_s)
     idx, _ = find_peaks(-speed)
     t = idx.astype(np.float64)
@@ -205,6 +224,20 @@ def bas_motion(
     kinematic beats, 0 with kinematic beats but no music beats.
     """
     return beat_alignment_score(kinematic_beats_s, music_beats_s, sigma_s)
+
+
+def dance_bas(music_beats_s: np.ndarray, kinematic_beats_s: np.ndarray,
+              sigma_s: float = DEFAULT_SIGMA_S) -> tuple[float, float]:
+    """``(bas_music, bas_motion)`` of one dance as the field scores it.
+
+    A dance without kinematic beats (frozen, or moving uniformly) scores 0 in
+    both directions, as in FACT's evaluation, instead of ``nan`` for
+    ``bas_motion``: leaving it out would score a frozen model only where it
+    twitches. ``bas_music`` stays ``nan`` for a song without beats.
+    """
+    kin = _check_times(kinematic_beats_s, "kinematic_beats_s")
+    m = bas_music(music_beats_s, kin, sigma_s)
+    return m, (bas_motion(music_beats_s, kin, sigma_s) if kin.size else 0.0)
 
 
 def _check_times(t: np.ndarray, name: str) -> np.ndarray:

@@ -9,8 +9,10 @@ def register(sub) -> None:
     p = sub.add_parser(
         "evaluate", help="score the trained model on whole test sequences",
         description="Generate every test sequence from its music with the trained model and "
-        "score it (metric_loss, beat alignment both ways, FID_k/FID_g, diversity, foot skating, "
-        "jitter) next to the ground truth and a mean-pose baseline. Writes a DVC metrics file "
+        "score it (motion statistics and ratios to the real dances, still fraction, bone-length "
+        "error, KID/FID with bootstrap intervals, beat alignment, foot skating, metric_loss) next "
+        "to a real reference, the retrieval baseline and the mean pose; also the champion gate's "
+        "scores on the validation split. Writes a DVC metrics file "
         "and logs to MLflow. Definitions: docs/metrics.md.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -29,11 +31,13 @@ def _evaluate(args) -> int:
     from melodance.evaluate.config import EvaluateConfig
     from melodance.evaluate.stage import run_evaluation
     from melodance.params import load_section
+    from melodance.serve.registry import RegisterConfig
 
     cfg = load_section("evaluate", EvaluateConfig, args.params)
-    res = run_evaluation(Path(args.features), Path(args.model), Path(args.out), cfg,
-                         log_mlflow=not args.no_mlflow)
-    keys = ("metric_loss_per_frame", "bas_music", "bas_motion", "fid_k", "fid_g")
-    print(json.dumps({k: {m: res[k][m] for m in keys} for k in
-                      ("model", "ground_truth", "mean_pose_baseline")}, indent=1))
+    gate = load_section("register", RegisterConfig, args.params)
+    run_evaluation(Path(args.features), Path(args.model), Path(args.out), cfg,
+                   log_mlflow=not args.no_mlflow, gate=gate)
+    print((Path(args.out) / "table.md").read_text(), end="")
+    print(json.dumps({"gate": json.loads((Path(args.out) / "metrics.json").read_text()).get("gate")},
+                     indent=1))
     return 0

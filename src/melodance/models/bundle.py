@@ -60,9 +60,18 @@ def _normalizer_dict(d: dict) -> dict:
     return out
 
 
+def model_class(variant: str | None):
+    """The class that rebuilds a saved model: the dispatch point between model families."""
+    if variant == "retrieval":
+        from melodance.models.retrieval import RetrievalModel
+
+        return RetrievalModel
+    return DanceModel
+
+
 @dataclass
 class DanceBundle:
-    model: DanceModel
+    model: DanceModel  # or any model with the same generate/dims interface (RetrievalModel)
     normalizers: dict            # "music", "temporal", "motion" -> features.normalize.Normalizer
     features_meta: dict          # features.pipeline.FeatureSet.meta (config, groups, fps, dims)
     extra: dict = field(default_factory=dict)  # e.g. the MLflow run id and metrics of training
@@ -107,7 +116,8 @@ class DanceBundle:
         if not isinstance(payload, dict) or payload.get("format") not in READABLE_FORMATS:
             raise ValueError(f"{path}: not a melodance model bundle")
         try:
-            model = DanceModel(ModelConfig(**payload["model_config"]), *payload["dims"])
+            model = model_class(payload["model_config"].get("variant"))(
+                ModelConfig(**payload["model_config"]), *payload["dims"])
             model.load_state_dict(payload["state_dict"])
             norms = {k: Normalizer.from_dict(_normalizer_dict(v))
                      for k, v in payload["normalizers"].items()}

@@ -84,6 +84,36 @@ def run_output_suite(rows: list[dict], checks: list[OutputCheck],
     return OutputSuiteOutcome(failures, run.statistics, run.docs_index)
 
 
+STILL_SPEED_CM_S = 9.0
+"""The still rule's threshold: 1 s windows with less body-centred mean joint speed
+(low-passed, :func:`melodance.evaluate.realism.window_motion`) are still. The 1st
+percentile of the 43 real sequences' windows is 8-9 cm/s (training split 9.2);
+the capture has a few frozen seconds, so the minimum (0) cannot be the bound."""
+MAX_STILL_FRACTION = 0.25
+"""A dance with a larger share of still windows is refused; real dances: at most 0.05."""
+
+
+class StillDanceError(ValueError):
+    """A generated dance stands still; the message says how still and how to override."""
+
+
+def still_check(joints_world, fps: float, name: str, threshold_cm_s: float = STILL_SPEED_CM_S,
+                max_fraction: float = MAX_STILL_FRACTION) -> float:
+    """The still rule: raise :class:`StillDanceError` when more than ``max_fraction`` of the
+    dance's 1 s windows move less than ``threshold_cm_s`` (body-centred); return the fraction."""
+    from melodance.evaluate.realism import still_fraction, window_motion
+
+    frac = still_fraction(joints_world, fps, threshold_cm_s)
+    if frac > max_fraction:
+        speed = float(window_motion(joints_world, fps).mean())
+        raise StillDanceError(
+            f"{name}: the dance stands still: {100 * frac:.0f} % of its 1 s windows move less than "
+            f"{threshold_cm_s:g} cm/s (body-centred mean joint speed; real dances: at most 5 %, "
+            f"bound {100 * max_fraction:.0f} %); its mean is {speed:.1f} cm/s against ~54 cm/s for "
+            "real dances. Pass --allow-still (render.allow_still) to write it anyway.")
+    return frac
+
+
 def ge_check(expected_frames: int, fps: float = FPS, audio: bool = True,
              max_still_s: float = 1.0, name: str | None = None):
     """A ``check`` for :func:`~melodance.render.video.write_video` that runs the GE suite.

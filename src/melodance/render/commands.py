@@ -42,6 +42,9 @@ def register(sub) -> None:
                    help="check the video with the same bounds evaluated directly instead of the "
                    "Great Expectations output suite (about 3 s faster)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--allow-still", action="store_true",
+                   help="write the video even when the dance stands still (more than 25 %% of its "
+                        "1 s windows with less body-centred motion than real dances have)")
     p.set_defaults(func=_dance)
 
     p = sub.add_parser(
@@ -66,6 +69,9 @@ def register(sub) -> None:
     p.add_argument("--params", default="params.yaml", help="params file (section render)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--allow-still", action="store_true",
+                   help="write the video even when the dance stands still (more than 25 %% of its "
+                        "1 s windows with less body-centred motion than real dances have)")
     p.set_defaults(func=_render)
 
 
@@ -78,7 +84,8 @@ def _dance(args) -> int:
     w, h = args.size
     res = dance(args.song, args.out, args.model, start_s=args.start, duration_s=args.duration,
                 motion_out=args.motion_out, view=View(width=w, height=h),
-                progress=not args.no_progress, preset=args.preset, ge_check=args.ge_check)
+                progress=not args.no_progress, preset=args.preset, ge_check=args.ge_check,
+                allow_still=args.allow_still)
     v = res["video"]
     print(f"{args.out}: {res['frames']} frames ({res['seconds']:.2f} s from "
           f"{res['start_s']:.2f} s of {args.song}), model {res['model']}; audio "
@@ -104,6 +111,8 @@ def _render(args) -> int:
         overrides["split"] = args.split
     if args.max_seconds is not None:
         overrides["max_seconds"] = args.max_seconds
+    if args.allow_still:
+        overrides["allow_still"] = True
     cfg = load_section("render", RenderConfig, args.params, overrides=overrides)
     if args.compare:
         from melodance.render.stage import render_compare

@@ -15,3 +15,6 @@ class RenderConfig(Section):
     preset: str = "veryfast"                 # x264 speed preset
     crf: int = Field(23, ge=0, le=51)        # x264 quality (lower: better, larger)
     max_still_s: float = Field(1.0, gt=0)    # output check: longest stretch without movement
+    still_speed_cm_s: float = Field(9.0, ge=0)     # still rule: a 1 s window below this is still
+    max_still_fraction: float = Field(0.25, ge=0, le=1)  # still rule: refuse a dance stiller than this
+    allow_still: bool = False                # write videos of still dances anyway

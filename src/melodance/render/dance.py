@@ -166,7 +166,7 @@ def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
           start_s: float = 0.0, duration_s: float | None = None,
           motion_out: list[str | Path] | tuple = (), *, view=None, progress: bool = True,
           preset: str = "veryfast", ge_check: bool = True, bundle=None,
-          label: str | None = None) -> dict:
+          label: str | None = None, allow_still: bool = False) -> dict:
     """Generate a dance for a song (or a span of it) and write its video.
 
     Args:
@@ -182,6 +182,8 @@ def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
             suite (:mod:`melodance.render.checks`) instead of evaluating the
             same checks directly (same bounds; GE costs a few seconds).
         bundle, label: an already loaded model (then ``model`` is ignored).
+        allow_still: write the video even when the dance stands still (the still
+            rule, :func:`melodance.render.checks.still_check`, refuses it otherwise).
 
     Returns:
         A summary: frames, seconds, model label, span, files written, the
@@ -219,6 +221,10 @@ def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
         joints, root = generate(bundle, feats["music"], feats["temporal"])
         bar.update(n)
     timings["generate_s"] = time.perf_counter() - t
+    from melodance.render.checks import MAX_STILL_FRACTION, still_check
+
+    still_fraction = still_check(joints + root[:, None], fps, str(out),
+                                 max_fraction=1.0 if allow_still else MAX_STILL_FRACTION)
 
     t = time.perf_counter()
     # Dataset songs are all called audio.mp3: name their folder too.
@@ -240,5 +246,6 @@ def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
     timings["total_s"] = time.perf_counter() - t0
     return {"song": str(song), "model": label, "start_s": start_s, "frames": n,
             "seconds": n / fps, "files": [str(p) for p in written], "video": facts,
+            "still_fraction": still_fraction,
             "timings": {k: round(v, 3) for k, v in timings.items()}}
 

@@ -30,7 +30,7 @@ def resolve_segment(fs, name: str) -> str:
     return max(segs, key=lambda n: (fs.sequences[n].n_frames, n))
 
 
-def compare_panels(bundle, seg, label: str, view, max_frames: int | None = None):
+def compare_panels(bundle, seg, label: str, view, max_frames: int | None = None, still=None):
     """The side-by-side renderer of a feature segment: ground truth | generated.
 
     Returns (renderer, frames); ``max_frames`` cuts the dance (generation
@@ -43,6 +43,8 @@ def compare_panels(bundle, seg, label: str, view, max_frames: int | None = None)
     n = seg.n_frames if max_frames is None else min(seg.n_frames, max_frames)
     fps = float(bundle.features_meta.get("fps", 25.0))
     gen_j, gen_r = generate(bundle, seg.music[:n], seg.temporal[:n], seg.root_start)
+    if still is not None:  # before the slow rendering: a still dance is refused at once
+        still(gen_j + gen_r[:, None])
     gt_j, gt_r = motion_from_features(seg.motion[:n], seg.root_start)
     panels = SideBySide([
         SkeletonRenderer(gt_j, gt_r, fps, view, caption=f"{seg.name} | ground truth"),
@@ -93,12 +95,20 @@ def render_compare(features_dir: str | Path, model, data_dir: str | Path, name: 
     fps = float(fs.meta.get("fps", 25.0))
     max_frames = None if cfg.max_seconds is None else int(round(cfg.max_seconds * fps))
     view = replace(View(), width=cfg.width, height=cfg.height)
-    panels, n = compare_panels(bundle, seg, label or "model", view, max_frames)
+    from melodance.render.checks import still_check
+
+    fractions = []
+
+    def still(world):
+        fractions.append(still_check(world, fps, out.name, cfg.still_speed_cm_s,
+                                     1.0 if cfg.allow_still else cfg.max_still_fraction))
+
+    panels, n = compare_panels(bundle, seg, label or "model", view, max_frames, still=still)
     audio = song_span(audio_path, seg.start_s, n / fps)
     facts = write_video(out, panels, fps, audio, preset=cfg.preset, crf=cfg.crf,
                         progress=progress, desc=seg.name, check=check,
                         max_still_s=cfg.max_still_s)
-    return {**facts, "segment": seg.name, "frames_expected": n}
+    return {**facts, "segment": seg.name, "frames_expected": n, "still_fraction": fractions[0]}
 
 
 def render_split(features_dir: str | Path, model_path: str | Path, data_dir: str | Path,

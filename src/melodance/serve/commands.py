@@ -10,11 +10,16 @@ def register(sub) -> None:
         "register", help="register the trained model; move 'champion' only if it is better",
         description="Register the train stage's MLflow model as a new version of the registered "
         "model 'melodance' (tagged with its metrics, data hash and git commit) and move the alias "
-        "'champion' to it only when its validation metric_loss per frame beats the current "
-        "champion's (or there is none).",
+        "'champion' to it only when it passes the realism gate (params.yaml 'register': a score "
+        "on the validation split, KID_k + KID_g by default, with hard floors on motion energy, "
+        "still fraction and bone-length error) and scores better than the current champion. "
+        "Writes the gate's scores of the model, a real reference, the retrieval baseline and "
+        "the mean pose to OUT/gate.json.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--train", default="outputs/train", help="train stage output folder")
+    p.add_argument("--features", default="outputs/features", help="feature stage output folder")
+    p.add_argument("--params", default="params.yaml", help="params file (sections register, evaluate)")
     p.add_argument("--out", default="outputs/register", help="output folder")
     p.set_defaults(func=_register)
 
@@ -42,21 +47,42 @@ def _register(args) -> int:
     from pathlib import Path
 
     from melodance import io
+    from melodance.evaluate.config import EvaluateConfig
+    from melodance.features.pipeline import load_features
+    from melodance.models.bundle import DanceBundle
+    from melodance.params import load_section
+    from melodance.serve.registry import RegisterConfig, gate_scores
     from melodance.serve.registry import register as do_register
 
     train = Path(args.train)
-    for name in ("run.json", "metrics.json"):
+    for name in ("run.json", "metrics.json", "model.pt"):
         if not (train / name).is_file():
             raise FileNotFoundError(f"{train / name}: missing (run the train stage first)")
     run = json.loads((train / "run.json").read_text())
     metrics = json.loads((train / "metrics.json").read_text())
+    cfg = load_section("register", RegisterConfig, args.params)
+    gate = gate_scores(load_features(args.features), DanceBundle.load(train / "model.pt"),
+                       load_section("evaluate", EvaluateConfig, args.params), cfg)
+    mine = gate["scores"]["model"]
+    metrics = {**metrics, "gate_score": mine["score"], "gate_failed": mine["failed"],
+               **{f"gate_{k}": v for k, v in mine.items() if k not in ("score", "failed")}}
     reg = do_register(run["run_id"], metrics)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    io.write_json(out / "registration.json", reg.__dict__)
+    io.write_json(out / "gate.json", _finite(gate))
+    io.write_json(out / "registration.json", {**reg.__dict__, "gate_score": _finite(mine["score"]),
+                                              "gate_failed": mine["failed"],
+                                              "prefers_retrieval": gate.get("prefers_retrieval")})
     verb = "is now champion" if reg.promoted else "registered; champion stays"
     print(f"melodance v{reg.version} {verb} (champion: v{reg.champion}; {reg.reason})")
     return 0
+
+
+def _finite(obj):
+    """JSON has no infinity: a failed gate score is written as null."""
+    from melodance.evaluate.stage import finite
+
+    return finite(obj)
 
 
 def _promote(args) -> int:

@@ -1,20 +1,70 @@
-"""The model registry policy: the ``champion`` alias moves only to a better model.
+"""The model registry policy: the ``champion`` alias moves only to a more realistic model.
 
-"Better" = a lower validation ``metric_loss`` per frame (cm), the seed's
-metric on whole validation sequences generated from their music. Every move
-of the alias is recorded in the registered model's ``champion_history`` tag,
-so ``rollback`` can step back.
+The gate (params.yaml ``register``, :class:`RegisterConfig`): the validation
+split is generated from its music and scored like the evaluate stage
+(:func:`melodance.evaluate.stage.score_rows`, without intervals). The score is
+``sum_k weights[k] * metric_k`` (default KID_k + KID_g, lower is better); a
+model outside any hard floor (motion-energy ratio, still fraction, bone-length
+error) scores ``inf`` and is never promoted, not even as the first champion.
+The seed's ``metric_loss`` stays reported in the version's tags but decides
+nothing: a standing figure is closer to the ground truth than a real dance
+in another phase. Every move of the alias is recorded in the registered
+model's ``champion_history`` tag, so ``rollback`` can step back.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
-from melodance import tracking
+from pydantic import Field
 
-METRIC = "val_metric_loss_per_frame"
+from melodance import tracking
+from melodance.params import Section
+
+METRIC = "gate_score"
 HISTORY_TAG = "champion_history"
+
+
+class RegisterConfig(Section):
+    """The ``register`` section of params.yaml: the champion gate's rule."""
+
+    split: str = "val"
+    weights: dict[str, float] = Field(default_factory=lambda: {"kid_k": 1.0, "kid_g": 1.0})
+    floors: dict[str, tuple[float | None, float | None]] = Field(default_factory=lambda: {
+        "motion_energy_ratio": (0.5, 2.0), "still_fraction": (None, 0.2),
+        "bone_error_cm": (None, 5.0)})
+
+
+def gate_scores(fs, bundle, eval_cfg, cfg: RegisterConfig, rows=None, retrieval=None) -> dict:
+    """The gate's score of ``bundle`` and of the reference rows on ``cfg.split``.
+
+    Returns ``{"split", "weights", "floors", "scores": {row: {"score", "failed", <metrics>}},
+    "prefers_retrieval"}``; ``prefers_retrieval`` says whether the gate ranks the
+    retrieval baseline above the model.
+    """
+    from melodance.evaluate.realism import gate_score
+    from melodance.evaluate.stage import ROWS, score_rows
+
+    res = score_rows(fs, bundle, cfg.split, eval_cfg, intervals=False, rows=rows or ROWS,
+                     retrieval=retrieval)
+    res.pop("_dances")
+    keys = sorted(set(cfg.weights) | set(cfg.floors))
+    scores = {}
+    for row in rows or ROWS:
+        value, failed = gate_score(res[row], cfg.weights, cfg.floors)
+        scores[row] = {"score": value, "failed": failed, **{k: res[row][k] for k in keys}}
+    out = {"split": cfg.split, "weights": cfg.weights,
+           "floors": {k: list(v) for k, v in cfg.floors.items()}, "scores": scores}
+    if "retrieval" in scores and "model" in scores:
+        out["prefers_retrieval"] = _better(scores["retrieval"]["score"], scores["model"]["score"])
+    return out
+
+
+def _better(a: float, b: float) -> bool:
+    """Does score ``a`` beat ``b``? A failed (infinite) score beats nothing."""
+    return math.isfinite(a) and a < b
 
 
 @dataclass
@@ -45,16 +95,22 @@ def register(run_id: str, metrics: dict, extra_tags: dict | None = None) -> Regi
     if METRIC not in metrics:
         raise ValueError(f"metrics lack {METRIC!r}: cannot compare with the champion")
     value = float(metrics[METRIC])
-    tags = {f"metric.{k}": v for k, v in metrics.items()}
+    failed = list(metrics.get("gate_failed") or [])
+    tags = {f"metric.{k}": v for k, v in metrics.items() if k != "gate_failed"}
+    if failed:
+        tags["gate_failed"] = "; ".join(failed)
     tags.update({"git_commit": tracking.standard_tags()["melodance.git_commit"],
                  "data_hash": tracking.data_hash() or "unknown", **(extra_tags or {})})
     version = tracking.register_version(run_id, tags)
     current = tracking.champion_version()
+    if failed or not math.isfinite(value):
+        why = "; ".join(failed) or f"{METRIC} is {value}"
+        return Registration(version, False, current or "none", f"fails the gate's floors: {why}")
     if current is None:
         _move(version)
         return Registration(version, True, version, "no champion yet")
     best = float(tracking.model_version_tags(current).get(f"metric.{METRIC}", "inf"))
-    if value < best:
+    if _better(value, best):
         _move(version)
         return Registration(version, True, version,
                             f"{METRIC} {value:.4f} < champion v{current}'s {best:.4f}")

@@ -31,6 +31,10 @@ def _train(args) -> int:
     model_cfg, train_cfg, window = load_configs(args.params, Path(args.tuned))
     metrics = run_training(Path(args.features), Path(args.out), model_cfg, train_cfg,
                            window=window, progress=not args.no_progress)
+    if "best_epoch" not in metrics:  # a baseline fitted without training
+        print(f"fitted {model_cfg.variant} in {metrics['fit_s']:.2f} s, "
+              f"val metric_loss {metrics['val_metric_loss_per_frame']:.2f} cm/frame")
+        return 0
     print(f"trained {model_cfg.variant}: best epoch {metrics['best_epoch']}, "
           f"val_loss {metrics['val_loss']:.4f}, "
           f"val metric_loss {metrics['val_metric_loss_per_frame']:.2f} cm/frame")

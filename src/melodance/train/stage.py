@@ -51,6 +51,10 @@ def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg:
     fs = load_features(features_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if model_cfg.variant == "retrieval":  # the one dispatch point: a baseline fitted, not trained
+        from melodance.train.retrieval import run_retrieval
+
+        return run_retrieval(fs, out_dir, model_cfg, cfg, log_model=log_model)
     key = config_key(model_cfg.model_dump(), cfg.model_dump(exclude={"threads"}), fs.meta,
                      window, tracking.data_hash())
     ckpt = Path(cfg.checkpoint_dir) / f"train-{key}.pt"

@@ -30,6 +30,9 @@ def _tune(args) -> int:
     from melodance.tune.study import run_tune
 
     best = run_tune(Path(args.features), Path(args.out), args.params, workers=args.workers)
+    if best["study"] is None:
+        print(best["note"])
+        return 0
     print(f"study {best['study']}: best trial {best['trial']} val_loss {best['value']:.5f} "
           f"({best['n_complete']} complete, {best['n_pruned']} pruned, {best['n_failed']} failed)")
     for k, v in best["params"].items():

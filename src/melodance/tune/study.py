@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from melodance import tracking
-from melodance.models import ModelConfig
+from melodance.models import BASELINES, ModelConfig
 from melodance.train.config import TrainConfig, apply_overrides
 from melodance.tune.config import Dim, TuneConfig
 
@@ -198,6 +198,8 @@ def run_tune(features_dir: Path, out_dir: Path, params_path: str = "params.yaml"
 
     cfg = load_section("tune", TuneConfig, params_path)
     model_cfg = load_section("model", ModelConfig, params_path)
+    if model_cfg.variant in BASELINES:
+        return baseline_tune(Path(out_dir), model_cfg.variant)
     workers = workers or cfg.workers
     name = cfg.study_name or default_study_name(model_cfg, cfg, tracking.data_hash())
     storage = make_storage(cfg)
@@ -224,6 +226,20 @@ def run_tune(features_dir: Path, out_dir: Path, params_path: str = "params.yaml"
         tracking.log_artifacts(out_dir)
     io.write_json(Path(out_dir) / "best_params.json", best)
     return best
+
+
+def baseline_tune(out_dir: Path, variant: str) -> dict:
+    """A baseline without training (retrieval) has nothing to tune: empty outputs that say so."""
+    from melodance import io
+
+    info = {"study": None, "trial": None, "value": None, "params": {}, "n_trials": 0,
+            "n_complete": 0, "n_pruned": 0, "n_failed": 0,
+            "note": f"model.variant {variant} is fitted without training: nothing to tune"}
+    with io.atomic_dir(out_dir / "plots") as tmp:
+        io.write_text(tmp / "README.txt", info["note"] + "\n")
+    io.write_json(out_dir / "trials.json", [])
+    io.write_json(out_dir / "best_params.json", info)
+    return info
 
 
 def spawn_workers(setup: Setup, workers: int) -> None:
