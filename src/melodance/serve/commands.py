@@ -26,13 +26,19 @@ def register(sub) -> None:
     p.set_defaults(func=_rollback)
 
     p = sub.add_parser(
-        "serve", help="serve the champion (or --model URI) over HTTP with MLflow",
-        description="Wraps `mlflow models serve --env-manager local` with this project's "
-        "tracking URI. POST JSON to /invocations (see README 'Serving').",
+        "serve", help="serve the champion (or --model URI) over HTTP",
+        description="Load the model through MLflow and serve it with MLflow's scoring server "
+        "(POST JSON to /invocations, GET /ping; see README 'Serving'), behind a guard: bodies "
+        "over 48 MiB get 413, errors are short JSON {\"error\": ...}, numbers are range-checked "
+        "and answers are finite (docs/security-server.md). There is no authentication: keep the "
+        "default loopback --host unless the network in front of it is trusted.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", default="models:/melodance@champion", help="model URI")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--model", default="models:/melodance@champion",
+                   help="MLflow model URI (trusted input: it is loaded as given)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (not loopback: a warning, and anyone who can reach "
+                   "the port can use the model)")
     p.add_argument("--port", type=int, default=5001)
     p.set_defaults(func=_serve)
 
@@ -75,14 +81,8 @@ def _rollback(args) -> int:
 
 
 def _serve(args) -> int:
-    import os
-    import subprocess
-    import sys
+    from melodance.serve.server import serve
 
-    from melodance import tracking
-
-    env = dict(os.environ, MLFLOW_TRACKING_URI=tracking.tracking_uri())
-    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", args.model,
-           "--env-manager", "local", "-h", args.host, "-p", str(args.port)]
-    print(" ".join(cmd), file=sys.stderr)
-    return subprocess.call(cmd, env=env)
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be in 1..65535, got {args.port}")
+    return serve(args.model, args.host, args.port)
