@@ -29,6 +29,7 @@ import base64
 import binascii
 import math
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -122,9 +123,9 @@ FIELDS = ("audio_base64", "start_s", "duration_s", "music", "temporal", "root_st
 
 
 def _short(name) -> str:
-    """A field name as messages show it: at most 40 characters."""
+    """A field name as messages show it: only a plain short name is quoted back."""
     text = str(name)
-    return repr(text if len(text) <= 40 else text[:37] + "...")
+    return repr(text) if re.fullmatch(r"[A-Za-z0-9_.-]{1,24}", text) else "(a long or odd name)"
 
 
 def predict(bundle, req) -> dict:

@@ -32,6 +32,8 @@ MAX_IN_FLIGHT = 2
 """Requests read and predicted at once (each holds up to a body and its features)."""
 MAX_WAITING = 16
 """Requests queued for a slot beyond MAX_IN_FLIGHT; more get 503."""
+DRAIN_S, DRAIN_IDLE_S, DRAIN_BYTES = 3.0, 0.3, 256 * 1024 * 1024
+"""How long, how idle and how much of a refused body is read and dropped (see Guard._drain)."""
 MAX_ERROR_CHARS = 300
 """Longest error message sent to a client."""
 ENDPOINTS = {"/invocations": ("POST",), "/ping": ("GET",), "/health": ("GET",),
@@ -160,8 +162,8 @@ class Guard:
             if declared < 0 or len(set(lengths)) > 1:
                 return await _error(send, 400, "Content-Length is not valid")
             if declared > self.max_body:
-                # Answered before a byte of the body is read; the server discards
-                # what the client still sends.
+                # Refused unread; what the client sends meanwhile is discarded.
+                await self._drain(receive)
                 return await _error(send, 413, self._too_large())
         if self._waiting >= self.max_waiting:
             return await _error(send, 503, "busy: too many requests waiting; try again later")
@@ -174,6 +176,7 @@ class Guard:
             try:
                 body = await self._read(receive)
             except BodyTooLarge:
+                await self._drain(receive)
                 return await _error(send, 413, self._too_large())
             if body is None:
                 return  # the client left
@@ -184,6 +187,30 @@ class Guard:
     def _too_large(self) -> str:
         return (f"request body too large: the limit is {self.max_body // 2**20} MiB "
                 "(a song of at most 32 MiB, base64)")
+
+    @staticmethod
+    async def _drain(receive) -> None:
+        """Read and drop what a refused client is still sending, for a moment.
+
+        The answer goes out once the client pauses (or after DRAIN_S or
+        DRAIN_BYTES), then the connection closes. Closing a socket with unread
+        data resets it, and a client still writing its body (as most HTTP
+        libraries do before reading) would see "connection reset" instead of
+        the 413; a client that waits for the answer gets it after DRAIN_IDLE_S.
+        """
+        loop = asyncio.get_running_loop()
+        end, dropped = loop.time() + DRAIN_S, 0
+        while dropped < DRAIN_BYTES:
+            left = min(DRAIN_IDLE_S, end - loop.time())
+            if left <= 0:
+                return
+            try:
+                msg = await asyncio.wait_for(receive(), timeout=left)
+            except TimeoutError:
+                return
+            if msg["type"] != "http.request" or not msg.get("more_body", False):
+                return
+            dropped += len(msg.get("body", b""))
 
     async def _read(self, receive) -> bytes | None:
         chunks, size = [], 0
@@ -232,9 +259,10 @@ class Guard:
             return await _error(send, 500, "internal error (see the server's log)")
         status, body = start["status"], b"".join(chunks)
         if status >= 400:
-            log.warning("%s %s -> %d: %s", scope["method"], scope["path"], status,
-                        body[:2000].decode("utf-8", "replace"))
-            return await _error(send, status, short_error(status, body))
+            msg = short_error(status, body)
+            log.warning("%s %s -> %d: %s (the wrapped app said: %s)", scope["method"],
+                        scope["path"], status, msg, _cut(body[:300].decode("utf-8", "replace")))
+            return await _error(send, status, msg)
         if scope["path"] == "/invocations" and _NON_FINITE.search(body):
             log.error("refused to send a prediction holding NaN or Infinity")
             return await _error(send, 500, "the model produced non-finite values; "
