@@ -44,18 +44,20 @@ def register(sub) -> None:
 
 
 def _register(args) -> int:
-    import json
     from pathlib import Path
 
-    from melodance import io
+    from melodance import io, tracking
     from melodance.serve.registry import register as do_register
+    from melodance.train.stage import check_outputs
 
     train = Path(args.train)
-    for name in ("run.json", "metrics.json"):
-        if not (train / name).is_file():
-            raise FileNotFoundError(f"{train / name}: missing (run the train stage first)")
-    run = json.loads((train / "run.json").read_text())
-    metrics = json.loads((train / "metrics.json").read_text())
+    # model.pt, metrics.json and run.json must come from one training, and the
+    # MLflow run must have logged that very model.pt.
+    run, metrics = check_outputs(train)
+    logged = tracking.client().get_run(run["run_id"]).data.tags.get("melodance.sha256.model.pt")
+    if logged != run["sha256"]["model.pt"]:
+        raise ValueError(f"{train / 'model.pt'}: MLflow run {run['run_id']} logged another model "
+                         "(its sha256 tag differs); run the train stage again")
     reg = do_register(run["run_id"], metrics)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
