@@ -371,3 +371,26 @@ def test_fuzz_invocations_malformed_requests_all_4xx(server):
     assert rss_mib(server["pid"]) < max(2 * rss0, rss0 + 300)
     code, raw = post(base, {"inputs": features()})
     assert code == 200 and math.isfinite(json.loads(raw)["predictions"]["fps"])
+
+
+def test_short_error_keeps_only_what_this_package_wrote():
+    """MLflow's error bodies, as it builds them, reduced to a message that quotes no input."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import scoring_server
+
+    from melodance.serve.server import short_error
+
+    secret = "SECRET" * 1000
+    # The model's own error, as MLflow wraps it: "Failed to predict data '<input>'. Error: ..."
+    e = MlflowException.invalid_parameter_value("music: empty (0 frames)")
+    e.message = f"Failed to predict data '{secret}'. \nError: {e.message}"
+    assert short_error(400, e.serialize_as_json().encode()) == "music: empty (0 frames)"
+    # MLflow's JSON decoding error repeats the body: replaced by a fixed text.
+    try:
+        scoring_server._decode_json_input("{" + secret)
+    except MlflowException as err:
+        msg = short_error(400, err.serialize_as_json().encode())
+    assert msg == "the body is not valid JSON"
+    # Unknown texts are never passed on.
+    assert short_error(400, json.dumps({"message": secret}).encode()) == "request refused (HTTP 400)"
+    assert "SECRET" not in short_error(500, secret.encode())

@@ -53,8 +53,6 @@ _MLFLOW_MESSAGES = (
      "'signature_name' is not supported"),
     ("Ensure that the input is a valid JSON-formatted string",
      "inputs: each field must be a number, a string or a rectangular array of numbers"),
-    ("Invalid input.",
-     "inputs: each field must be a number, a string or a rectangular array of numbers"),
     ("Failed to parse input as a Pandas DataFrame", "the data frame could not be read"),
     ("Encountered an unexpected error while evaluating the model",
      "the model could not process this request (see the request fields in "
@@ -62,6 +60,8 @@ _MLFLOW_MESSAGES = (
     ("Request processing time exceeded limit", "the request took too long and was stopped"),
 )
 _OURS = "Failed to predict data"
+_INVALID = "Invalid input."
+_REQUEST_ERROR = re.compile(r"^melodance\.serve\.predict\.RequestError: (.+)$", re.M)
 _NON_FINITE = re.compile(rb"\bNaN\b|\bInfinity\b")
 
 
@@ -73,20 +73,31 @@ def short_error(status: int, body: bytes) -> str:
     (``Failed to predict data '<input>'. Error: <message>``), which is cut
     off; its other messages are replaced by fixed texts.
     """
-    msg = ""
+    msg, trace = "", ""
     try:
         obj = json.loads(body)
         if isinstance(obj, dict):
             msg = str(obj.get("message") or obj.get("detail") or obj.get("error") or "")
+            trace = str(obj.get("stack_trace") or "")
     except (ValueError, UnicodeDecodeError):
         msg = body[:200].decode("utf-8", "replace")
     if msg.startswith(_OURS) and "\nError: " in msg:
-        # The model's RequestError (melodance.serve.predict): written to name the
-        # field and the problem without quoting the request.
+        # The model's RequestError (melodance.serve.predict), raised as an
+        # MlflowException: written to name the field and the problem without
+        # quoting the request.
         return _cut(msg.rpartition("\nError: ")[2])
+    ours = _REQUEST_ERROR.findall(trace)
+    if ours:
+        # The same error raised as itself: MLflow reports "unexpected error" and
+        # keeps the message only in the stack trace.
+        return _cut(ours[-1])
+    invalid = msg.startswith(_INVALID)  # MlflowInvalidInputException's prefix
+    msg = msg.removeprefix(_INVALID).lstrip()
     for opening, text in _MLFLOW_MESSAGES:
         if msg.startswith(opening):
             return text
+    if invalid:  # e.g. numpy's "setting an array element with a sequence" (a ragged array)
+        return "inputs: each field must be a number, a string or a rectangular array of numbers"
     return {404: "not found", 405: "method not allowed", 413: "request body too large",
             415: "unsupported content type: send application/json",
             503: "busy: try again later", 504: "the request took too long and was stopped",
