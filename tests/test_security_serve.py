@@ -286,7 +286,7 @@ def _strategies():
     small = st.floats(-100, 100)
     bad_elem = st.one_of(st.just(float("nan")), st.just(float("inf")), st.just(3e38),
                          st.floats(min_value=1e4 + 1, max_value=1e300), st.text(max_size=5),
-                         st.none(), st.booleans())
+                         st.none())
     n = st.integers(1, 40)
     # music of the right shape with one bad value, or of a wrong width
     bad_music = st.one_of(
