@@ -1,11 +1,11 @@
-"""Benchmark: the scoring server (`mlflow models serve`) on loopback.
+"""Benchmark: the scoring server (`melodance serve`) on loopback.
 
 Set-up, all in a temporary folder: a model of the ``params.yaml`` size trained
 for one epoch on the real data's features (``train.stage.run_training``, the
 train stage itself, logged to a fresh SQLite MLflow store), registered and
-made champion (``serve.registry.register``), then served exactly as
-``melodance serve`` does: ``mlflow models serve -m models:/melodance@champion
---env-manager local`` (one uvicorn worker, the default).
+made champion (``serve.registry.register``), then served by
+``melodance serve`` itself (MLflow's scoring app behind the guard of
+``melodance.serve.server``, one uvicorn worker in process).
 
 Requests (``/invocations``) carry 30 s of a real song:
 
@@ -114,8 +114,8 @@ def requests_for(data: Path, work: Path) -> tuple[dict, dict, str]:
 
 
 def start_server(port: int, env: dict, log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/melodance@champion",
-           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    cmd = [str(Path(sys.executable).parent / "melodance"), "serve", "--host", "127.0.0.1",
+           "--port", str(port)]
     with open(log, "w") as f:
         return subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
 
@@ -282,7 +282,7 @@ def main() -> int:
                           f"{n} requests in {rate_s:.0f} s; one uvicorn worker (the default)",
                           {"ours": [rate]}, mem.peak_mb, "serving"))
     rows.append(C.Row("scoring server start to first /ping", "s", start_s, None, False,
-                      "report", None, "mlflow models serve, model from the registry",
+                      "report", None, "melodance serve, model from the registry",
                       {"ours": [start_s]}, None, "serving"))
     for r in rows:
         r.note += f"; load {load:.1f}"

@@ -163,3 +163,24 @@ def test_regenerated_synth_corpus_matches_its_dvc_record(repo, monkeypatch):
     assert _run(["data", "synth"]) == 0
     assert uncommitted_data_changes(repo) == []
     assert "up to date" in _dvc(repo, "status", "data.dvc")
+
+
+@pytest.mark.parametrize("kind", ["dangling", "self_loop", "cycle"])
+def test_refuses_a_broken_sequence_symlink_naming_it(repo, small_synth, tmp_path, kind):
+    """Issue 22 item 11: a dangling or looping DANCE_* link was skipped silently."""
+    src = tmp_path / "src"
+    shutil.copytree(small_synth, src)
+    bad = src / "DANCE_W_99"
+    if kind == "dangling":
+        bad.symlink_to(tmp_path / "gone")
+    elif kind == "self_loop":
+        bad.symlink_to(bad)
+    else:
+        (src / "DANCE_W_98").symlink_to(bad)
+        bad.symlink_to(src / "DANCE_W_98")
+    before = tree_digest(repo)
+    with pytest.raises(LayoutError, match="DANCE_W_9[89]: symbolic link") as e:
+        import_corpus(src, repo)
+    assert ("does not exist" if kind == "dangling" else "loops") in str(e.value)
+    assert tree_digest(repo) == before
+    assert not (repo / "data").exists()

@@ -42,7 +42,10 @@ def test_dance_cli_real_song_video_and_motion(tiny_bundle, real_data, tmp_path, 
 
 
 @pytest.mark.parametrize("case", ["missing", "not_audio", "too_short", "no_folder",
-                                  "bad_suffix", "span_past_end"])
+                                  "bad_suffix", "span_past_end", "out_is_folder", "start_inf",
+                                  "start_nan", "duration_nan", "duration_negative",
+                                  "start_negative", "truncated_mp3", "motion_twice",
+                                  "motion_is_folder"])
 def test_dance_bad_input_clear_error_no_output(case, tmp_path, capsys):
     import soundfile as sf
 
@@ -68,13 +71,76 @@ def test_dance_bad_input_clear_error_no_output(case, tmp_path, capsys):
         out, expect = tmp_path / "out" / "dance.avi", ".mp4"
     elif case == "span_past_end":
         extra, expect = ["--start", "2.5"], "shorter than 1 s"
+    elif case == "out_is_folder":  # issue 22: rendered the whole video, then a traceback
+        out = tmp_path / "out" / "existing.mp4"
+        out.mkdir()
+        expect = "is a folder"
+    elif case == "start_inf":  # issue 22: a traceback
+        extra, expect = ["--start", "inf"], "--start must be a finite number"
+    elif case == "start_nan":
+        extra, expect = ["--start", "nan"], "--start must be a finite number"
+    elif case == "duration_nan":  # issue 22: silently rendered the whole song
+        extra, expect = ["--duration", "nan"], "--duration must be a finite number"
+    elif case == "duration_negative":
+        extra, expect = ["--duration", "-2"], "--duration must be > 0"
+    elif case == "start_negative":
+        extra, expect = ["--start=-1"], "--start must be >= 0"
+    elif case == "truncated_mp3":  # issue 22: danced to the missing part as silence
+        song = tmp_path / "cut.mp3"
+        sf.write(song, np.random.default_rng(0).normal(0, .1, 22050 * 6).astype(np.float32),
+                 22050, format="MP3")
+        data = song.read_bytes()
+        song.write_bytes(data[: len(data) // 3])
+        expect = "truncated"
+    elif case == "motion_twice":  # m.json writes m.npy: asking for both would clash
+        extra, expect = ["--motion-out", str(tmp_path / "out" / "m.npy")], "written twice"
+    elif case == "motion_is_folder":
+        (tmp_path / "out" / "m.bvh").mkdir()
+        extra, expect = ["--motion-out", str(tmp_path / "out" / "m.bvh")], "is a folder"
     # No model is loaded: input errors come first (the model path does not even exist).
     rc = main(["dance", str(song), "-o", str(out), "--model", str(tmp_path / "model.pt"),
                "--no-progress", "--motion-out", str(tmp_path / "out" / "m.json"), *extra])
     err = capsys.readouterr().err
     assert rc == 1
     assert expect in err and "Traceback" not in err
-    assert list((tmp_path / "out").iterdir()) == []
+    left = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert left == [n for n in ("existing.mp4", "m.bvh") if (tmp_path / "out" / n).is_dir()]
+    for d in (tmp_path / "out").iterdir():
+        assert not d.is_dir() or list(d.iterdir()) == []
+
+
+def test_dance_outputs_all_or_none(tmp_path):
+    """Outputs appear together at the end; a failure while putting them in place undoes it."""
+    from melodance.render.dance import staged_outputs
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.mp4").write_text("the user's old video")
+    files = [out / "a.mp4", out / "m.json", out / "m.npy"]
+    with pytest.raises(RuntimeError, match="late failure"):
+        with staged_outputs(files) as staged:
+            for f in files:
+                staged[f].write_text("new")
+            raise RuntimeError("late failure")
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4"]
+    assert (out / "a.mp4").read_text() == "the user's old video"
+
+    # One output cannot be put in place (its name became a folder meanwhile): none is.
+    with pytest.raises(OSError):
+        with staged_outputs(files) as staged:
+            for f in files:
+                staged[f].write_text("new")
+            (out / "m.npy").mkdir()
+    assert (out / "a.mp4").read_text() == "the user's old video"
+    assert not (out / "m.json").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "m.npy"]
+    (out / "m.npy").rmdir()
+
+    with staged_outputs(files) as staged:
+        for f in files:
+            staged[f].write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "m.json", "m.npy"]
+    assert all(f.read_text() == "new" for f in files)
 
 
 def test_render_compare_and_stage(tiny_bundle, tiny_features, synth_corpus, mlflow_store,

@@ -145,3 +145,57 @@ def test_autoencoder_beats_the_mean_pose_on_the_embedded_corpus(demo_features):
     model = result.best.val_metric_loss_per_frame
     print(f"val metric_loss per frame: model {model:.1f} cm, mean pose {baseline:.1f} cm")
     assert model < 0.9 * baseline
+
+
+FAULT_POINTS = ("model.pt", "metrics.json", "history.csv", "loss_curves.png", "logged",
+                "run.json", "swapped")
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.slow
+def test_killed_train_never_leaves_outputs_mixed(tmp_path, tiny_features, mlflow_store, capsys):
+    """Issue 22 item 8: SIGKILL at each write of the train stage; outputs/train is always
+    either the previous training's outputs or the new one's, and register checks they match."""
+    from melodance.cli import main
+    from melodance.train.stage import check_outputs
+
+    params = RESUME_PARAMS.replace("epochs: 25", "epochs: 2")
+    (tmp_path / "params.yaml").write_text(params)
+    out = tmp_path / "out"
+    env = dict(os.environ)
+    first = subprocess.run(_train_cmd(tiny_features, out), cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (out / "NOTES.txt").write_text("the user's own file")
+    old = _contents(out)
+    check_outputs(out)
+
+    # Another training (another seed) into the same folder, killed at each write.
+    (tmp_path / "params.yaml").write_text(params.replace("patience: 100", "patience: 100, seed: 7"))
+    for point in FAULT_POINTS:
+        proc = subprocess.run(_train_cmd(tiny_features, out), cwd=tmp_path,
+                              env={**env, "MELODANCE_FAULT_AT": point},
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == -signal.SIGKILL, (point, proc.returncode, proc.stderr[-2000:])
+        now = _contents(out)
+        if point != "swapped":
+            assert now == old, f"killed at {point}: outputs changed"
+        else:
+            assert now != old and now["NOTES.txt"] == old["NOTES.txt"]
+            run, _ = check_outputs(out)  # all from the new training
+            assert run["run_id"] != json.loads(old["run.json"])["run_id"]
+    new = _contents(out)
+
+    # register refuses a folder that mixes two trainings, naming the file.
+    (out / "model.pt").write_bytes(old["model.pt"])
+    assert main(["register", "--train", str(out), "--out", str(tmp_path / "reg")]) == 1
+    assert "model.pt: does not belong to run" in capsys.readouterr().err
+    (out / "model.pt").write_bytes(new["model.pt"])
+    (out / "metrics.json").write_bytes(old["metrics.json"])
+    assert main(["register", "--train", str(out), "--out", str(tmp_path / "reg")]) == 1
+    assert "metrics.json: does not belong to run" in capsys.readouterr().err
+    (out / "metrics.json").write_bytes(new["metrics.json"])
+    assert main(["register", "--train", str(out), "--out", str(tmp_path / "reg")]) == 0

@@ -114,6 +114,7 @@ def standard_tags(stage: str | None = None) -> dict[str, str]:
         "melodance.git_commit": _git_commit(Path.cwd()) or _git_commit(root) or "unknown",
         "melodance.data_hash": data_hash(root) or "unknown",
         "melodance.pid": str(os.getpid()),
+        **machine_tags(),
     }
     if stage:
         tags["melodance.stage"] = stage
@@ -121,6 +122,31 @@ def standard_tags(stage: str | None = None) -> dict[str, str]:
     if exp:
         tags["melodance.dvc_exp"] = exp
     return tags
+
+
+def boot_id() -> str:
+    """This boot of this kernel (changes at every reboot); "unknown" off Linux."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def pid_namespace() -> str:
+    """The pid namespace of this process (containers on one kernel differ); "unknown" off Linux."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "unknown"
+
+
+def machine_tags() -> dict[str, str]:
+    """Where a run's process lives: its pid means something only on the same host, the
+    same boot and in the same pid namespace (see :func:`close_stale_runs`)."""
+    import socket
+
+    return {"melodance.host": socket.gethostname(), "melodance.boot_id": boot_id(),
+            "melodance.pid_ns": pid_namespace()}
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -262,9 +288,13 @@ def log_figure(fig, artifact_file: str) -> None:
 def close_stale_runs(stage: str, status: str = "KILLED") -> int:
     """Mark RUNNING runs of ``stage`` whose process died (e.g. SIGKILL) as ``status``.
 
+    Only runs started on this host are judged (the tracking store may be a
+    team's server): a run of an earlier boot of this host is dead; a run of
+    this boot is dead when its pid, in the same pid namespace, is gone. Runs
+    of other hosts, of another pid namespace (a container) or without these
+    tags (older melodance versions) are left alone.
     Call this before starting a stage's new run. Returns how many were closed.
     """
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     exp_id = setup()
@@ -273,15 +303,32 @@ def close_stale_runs(stage: str, status: str = "KILLED") -> int:
         [exp_id],
         filter_string=f"attributes.status = 'RUNNING' and tags.`melodance.stage` = '{stage}'",
     )
+    here = machine_tags()
     n = 0
     for r in runs:
-        pid = r.data.tags.get("melodance.pid")
-        if pid and pid_alive(int(pid)) and int(pid) != os.getpid():
+        if run_is_alive(r.data.tags, here):
             continue
         client.set_terminated(r.info.run_id, status=status)
         n += 1
-    del mlflow
     return n
+
+
+def run_is_alive(tags: dict[str, str], here: dict[str, str] | None = None) -> bool:
+    """Whether a RUNNING run may still be running, judged from its tags; True when unsure."""
+    here = here or machine_tags()
+    if tags.get("melodance.host") != here["melodance.host"] or "unknown" in (
+            here["melodance.boot_id"], tags.get("melodance.boot_id", "unknown")):
+        return True  # another machine's run, or no way to tell
+    if tags["melodance.boot_id"] != here["melodance.boot_id"]:
+        return False  # started before this host rebooted
+    if tags.get("melodance.pid_ns") != here["melodance.pid_ns"]:
+        return True  # another container's pids are not ours to test
+    pid = tags.get("melodance.pid", "")
+    if not pid.isdigit():
+        return True
+    # This very process starts its new run after the cleanup: a RUNNING run with its
+    # pid is a leftover of an earlier run in the same process.
+    return int(pid) != os.getpid() and pid_alive(int(pid))
 
 
 def pid_alive(pid: int) -> bool:

@@ -15,6 +15,7 @@ Every problem raises :class:`LayoutError` naming the file and what is wrong.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,7 +190,25 @@ def sequence_dirs(path: str | Path) -> list[Path]:
     path = Path(path)
     if not path.is_dir():
         raise LayoutError(f"{path}: not a folder")
-    dirs = sorted(p for p in path.iterdir() if p.is_dir() and SEQUENCE_DIR_RE.match(p.name))
+    dirs = []
+    for p in path.iterdir():
+        if not SEQUENCE_DIR_RE.match(p.name):
+            continue
+        if p.is_symlink():
+            # A broken link is a sequence gone missing, not a file to skip silently.
+            try:
+                target = p.resolve(strict=True)
+            except FileNotFoundError:
+                raise LayoutError(f"{p}: symbolic link to {os.readlink(p)}, which does not "
+                                  "exist") from None
+            except (RuntimeError, OSError) as e:  # ELOOP: a link to itself, or a cycle
+                raise LayoutError(f"{p}: symbolic link that loops ({e.__class__.__name__}); "
+                                  "it leads to no folder") from None
+            if not target.is_dir():
+                raise LayoutError(f"{p}: symbolic link to {target}, which is not a folder")
+        if p.is_dir():
+            dirs.append(p)
+    dirs.sort()
     if not dirs:
         raise LayoutError(
             f"{path}: not the Music-to-Dance layout (no DANCE_<style>_<n>/ folders inside)"

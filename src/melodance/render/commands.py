@@ -26,11 +26,15 @@ def register(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("song", metavar="SONG", help="audio file (mp3, wav, flac, ogg)")
-    p.add_argument("-o", "--out", required=True, help="output video, .mp4 (its folder must exist)")
+    p.add_argument("-o", "--out", required=True,
+                   help="output video, .mp4 (its folder must exist; an existing file is replaced, "
+                   "a folder never). All outputs are checked before any work and put in place "
+                   "together at the end, or none of them")
     p.add_argument("--model", default=None,
                    help="model: a models:/ or runs:/ URI, or a model.pt bundle "
                    "(default: models:/melodance@champion)")
-    p.add_argument("--start", type=float, default=0.0, help="start in the song, seconds")
+    p.add_argument("--start", type=float, default=0.0,
+                   help="start in the song, seconds (finite, >= 0)")
     p.add_argument("--duration", type=float, default=None,
                    help="seconds to dance (default: to the end of the song)")
     p.add_argument("--motion-out", action="append", default=[], metavar="PATH",

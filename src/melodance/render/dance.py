@@ -7,8 +7,12 @@ the feature settings stored in the model bundle.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -104,31 +108,80 @@ def check_video_path(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".mp4":
         raise ValueError(f"{path}: the video output must be an .mp4 file")
+    return check_output_file(path)
+
+
+def check_output_file(path: str | Path) -> Path:
+    """Fail before any work on an output that cannot be put in place.
+
+    An existing regular file is replaced (it is the output named); a folder,
+    or anything else that is not a regular file, is never touched.
+    """
+    path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path.parent}: output folder does not exist")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; name the output file inside it")
+    if path.exists() or path.is_symlink():
+        if path.is_symlink() or not path.is_file():
+            raise ValueError(f"{path}: exists and is not a regular file; refusing to replace it")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{path.parent}: output folder is not writable")
     return path
+
+
+def output_files(video: Path, motion_paths: list[Path]) -> list[Path]:
+    """Every file ``dance`` writes: the video, then each motion output (``x.json`` adds ``x.npy``)."""
+    files = [video]
+    for p in motion_paths:
+        files.append(p)
+        if p.suffix.lower() == ".json":
+            files.append(p.with_suffix(".npy"))
+    seen: dict[Path, Path] = {}
+    for f in files:
+        key = f.parent.resolve() / f.name
+        if key in seen:
+            raise ValueError(f"{f}: written twice (a motion .json writes its .npy beside it); "
+                             "give each output its own name")
+        seen[key] = f
+        check_output_file(f)
+    return files
+
+
+def check_seconds(value, option: str, *, positive: bool = False) -> float:
+    """A finite number of seconds, >= 0 (``positive``: > 0); ValueError naming ``option``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{option} must be a number of seconds, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{option} must be a finite number of seconds, got {v}")
+    if positive and v <= 0:
+        raise ValueError(f"{option} must be > 0, got {v:g}")
+    if v < 0:
+        raise ValueError(f"{option} must be >= 0, got {v:g}")
+    return v
 
 
 def song_span_frames(song: Path, start_s: float, duration_s: float | None,
                      fps: float) -> tuple[float, int, float]:
     """Check a song and a requested span; return (start_s, n_frames, song length s).
 
-    The start is rounded to a whole frame; a span past the song's end is cut there.
+    The song must decode completely (:func:`melodance.features.audio.check_song`:
+    a truncated file is refused, not danced to as silence). The start is rounded
+    to a whole frame; a span past the song's end is cut there.
     """
-    from melodance.features.music import audio_duration_s
+    from melodance.features.audio import check_song
 
-    if not song.exists():
-        raise FileNotFoundError(f"{song}: no such file")
-    if not song.is_file():
-        raise ValueError(f"{song}: not a file")
-    length = audio_duration_s(song)  # ValueError naming the file when it does not decode
+    start_s = check_seconds(start_s, "--start")
+    if duration_s is not None:
+        duration_s = check_seconds(duration_s, "--duration", positive=True)
+    length = check_song(song).duration_s  # names the file and what is wrong with it
     if length < MIN_SONG_S:
         raise ValueError(f"{song}: the song lasts {length:.2f} s; at least {MIN_SONG_S:g} s "
                          "is needed")
-    if start_s < 0:
-        raise ValueError(f"--start must be >= 0, got {start_s:g}")
-    if duration_s is not None and duration_s <= 0:
-        raise ValueError(f"--duration must be > 0, got {duration_s:g}")
+    if start_s >= length:
+        raise ValueError(f"--start {start_s:g} s is past the end of {song} ({length:.2f} s)")
     start_s = round(start_s * fps) / fps
     end_s = length if duration_s is None else min(length, start_s + duration_s)
     n_frames = int(math.floor((end_s - start_s) * fps + 1e-6))
@@ -136,6 +189,53 @@ def song_span_frames(song: Path, start_s: float, duration_s: float | None,
         raise ValueError(f"{song}: the span from {start_s:.2f} s to {end_s:.2f} s is shorter "
                          f"than {MIN_SONG_S:g} s (the song lasts {length:.2f} s)")
     return start_s, n_frames, length
+
+
+@contextlib.contextmanager
+def staged_outputs(files: list[Path]):
+    """Write outputs beside their places, then put them all in place, or none.
+
+    Yields ``{final path: temporary path}``; the temporary files sit in a
+    hidden folder in each output's own folder (same file system: renames are
+    atomic). On success every file is renamed onto its place; if one rename
+    fails, those done are undone (a replaced file comes back). On any error
+    nothing is left behind.
+    """
+    stage_dirs: dict[Path, Path] = {}
+    staged: dict[Path, Path] = {}
+    try:
+        for f in files:
+            parent = f.parent
+            if parent not in stage_dirs:
+                stage_dirs[parent] = Path(tempfile.mkdtemp(prefix=".melodance-dance-",
+                                                           dir=parent))
+            staged[f] = stage_dirs[parent] / f.name
+        yield staged
+        done: list[tuple[Path, Path | None]] = []
+        try:
+            for f, tmp in staged.items():
+                if not tmp.is_file():
+                    raise RuntimeError(f"{f}: was not written")
+                backup = None
+                if f.is_symlink() or (f.exists() and not f.is_file()):
+                    # Appeared since the checks: never move a folder (or a link) away.
+                    raise FileExistsError(f"{f}: is not a regular file (any more); "
+                                            "no output was put in place")
+                if f.exists():
+                    backup = tmp.with_name(f".old-{f.name}")
+                    os.replace(f, backup)
+                done.append((f, backup))
+                os.replace(tmp, f)
+        except BaseException:
+            for f, backup in reversed(done):
+                if backup is not None:
+                    os.replace(backup, f)
+                elif f.exists():
+                    f.unlink()
+            raise
+    finally:
+        for d in stage_dirs.values():
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def generate(bundle, music, temporal, root_start=None):
@@ -198,9 +298,11 @@ def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
     from melodance.render.export import check_motion_path, write_motion
     from melodance.render.video import song_span, write_video
 
-    # Everything the user can get wrong is checked before the slow steps.
+    # Everything the user can get wrong is checked before the slow steps: every
+    # output path, the options and the whole song.
     song, out = Path(song), check_video_path(out)
     motion_paths = [check_motion_path(p) for p in motion_out]
+    files = output_files(out, motion_paths)
     start_s, n, _ = song_span_frames(song, start_s, duration_s, FPS)
     timings = {}
     t0 = time.perf_counter()
@@ -237,12 +339,15 @@ def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
         from melodance.render.checks import ge_check as make_ge_check
 
         check = make_ge_check(n, fps, name=str(out))
-    facts = write_video(out, renderer, fps, audio, preset=preset, progress=progress,
-                        desc="render", check=check)
-    timings["render_s"] = time.perf_counter() - t
-    written = [out]
-    for p in motion_paths:
-        written += write_motion(p, joints, root, fps)
+    # All outputs are written beside their places and put there together at the end.
+    with staged_outputs(files) as staged:
+        facts = write_video(staged[out], renderer, fps, audio, preset=preset,
+                            progress=progress, desc="render", check=check)
+        timings["render_s"] = time.perf_counter() - t
+        for p in motion_paths:
+            write_motion(staged[p], joints, root, fps)
+    facts["path"] = str(out)
+    written = files
     timings["total_s"] = time.perf_counter() - t0
     return {"song": str(song), "model": label, "start_s": start_s, "frames": n,
             "seconds": n / fps, "files": [str(p) for p in written], "video": facts,

@@ -31,35 +31,43 @@ def register(sub) -> None:
     p.set_defaults(func=_rollback)
 
     p = sub.add_parser(
-        "serve", help="serve the champion (or --model URI) over HTTP with MLflow",
-        description="Wraps `mlflow models serve --env-manager local` with this project's "
-        "tracking URI. POST JSON to /invocations (see README 'Serving').",
+        "serve", help="serve the champion (or --model URI) over HTTP",
+        description="Load the model through MLflow and serve it with MLflow's scoring server "
+        "(POST JSON to /invocations, GET /ping; see README 'Serving'), behind a guard: bodies "
+        "over 48 MiB get 413, errors are short JSON {\"error\": ...}, numbers are range-checked "
+        "and answers are finite (docs/security-server.md). There is no authentication: keep the "
+        "default loopback --host unless the network in front of it is trusted.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", default="models:/melodance@champion", help="model URI")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--model", default="models:/melodance@champion",
+                   help="MLflow model URI (trusted input: it is loaded as given)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (not loopback: a warning, and anyone who can reach "
+                   "the port can use the model)")
     p.add_argument("--port", type=int, default=5001)
     p.set_defaults(func=_serve)
 
 
 def _register(args) -> int:
-    import json
     from pathlib import Path
 
-    from melodance import io
+    from melodance import io, tracking
     from melodance.evaluate.config import EvaluateConfig
     from melodance.features.pipeline import load_features
     from melodance.models.bundle import DanceBundle
     from melodance.params import load_section
     from melodance.serve.registry import RegisterConfig, gate_scores
     from melodance.serve.registry import register as do_register
+    from melodance.train.stage import check_outputs
 
     train = Path(args.train)
-    for name in ("run.json", "metrics.json", "model.pt"):
-        if not (train / name).is_file():
-            raise FileNotFoundError(f"{train / name}: missing (run the train stage first)")
-    run = json.loads((train / "run.json").read_text())
-    metrics = json.loads((train / "metrics.json").read_text())
+    # model.pt, metrics.json and run.json must come from one training, and the
+    # MLflow run must have logged that very model.pt.
+    run, metrics = check_outputs(train)
+    logged = tracking.client().get_run(run["run_id"]).data.tags.get("melodance.sha256.model.pt")
+    if logged != run["sha256"]["model.pt"]:
+        raise ValueError(f"{train / 'model.pt'}: MLflow run {run['run_id']} logged another model "
+                         "(its sha256 tag differs); run the train stage again")
     cfg = load_section("register", RegisterConfig, args.params)
     gate = gate_scores(load_features(args.features), DanceBundle.load(train / "model.pt"),
                        load_section("evaluate", EvaluateConfig, args.params), cfg)
@@ -101,14 +109,8 @@ def _rollback(args) -> int:
 
 
 def _serve(args) -> int:
-    import os
-    import subprocess
-    import sys
+    from melodance.serve.server import serve
 
-    from melodance import tracking
-
-    env = dict(os.environ, MLFLOW_TRACKING_URI=tracking.tracking_uri())
-    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", args.model,
-           "--env-manager", "local", "-h", args.host, "-p", str(args.port)]
-    print(" ".join(cmd), file=sys.stderr)
-    return subprocess.call(cmd, env=env)
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be in 1..65535, got {args.port}")
+    return serve(args.model, args.host, args.port)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from melodance import io, tracking
+from melodance import tracking
 from melodance.models import ModelConfig
 from melodance.train.config import TrainConfig
 
@@ -31,6 +31,7 @@ def run_retrieval(fs, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, *
     from melodance.models.bundle import DanceBundle
     from melodance.models.retrieval import RetrievalModel
     from melodance.train.loop import metric_loss_on_sequences
+    from melodance.train.stage import write_outputs
 
     tracking.close_stale_runs("train")
     params = {"model": model_cfg.model_dump(), "train": cfg.model_dump(),
@@ -57,20 +58,12 @@ def run_retrieval(fs, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, *
                    "val_metric_loss": round(float(ml), 3),
                    "val_metric_loss_per_frame": round(float(ml_frame), 4)}
         tracking.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
-        bundle = DanceBundle(model, fs.normalizers, fs.meta)
-        bundle.save(out_dir / "model.pt", extra={"run_id": run.info.run_id, "metrics": metrics})
-        io.write_json(out_dir / "metrics.json", metrics)
-        io.write_text(out_dir / "history.csv", "epoch,train_loss,val_loss,val_metric_loss_per_frame\n")
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.axis("off")
         ax.text(0.5, 0.5, f"{model_cfg.variant}: fitted in {fit_s:.2f} s, no training curve",
                 ha="center", va="center")
-        with io.atomic_path(out_dir / "loss_curves.png") as tmp:
-            fig.savefig(tmp, dpi=100)
+        write_outputs(out_dir, run, DanceBundle(model, fs.normalizers, fs.meta), metrics,
+                      "epoch,train_loss,val_loss,val_metric_loss_per_frame\n", fig,
+                      log_model=log_model)
         plt.close(fig)
-        tracking.log_artifact(out_dir / "metrics.json")
-        if log_model:
-            tracking.log_dance_model(out_dir / "model.pt")
-        io.write_json(out_dir / "run.json", {"run_id": run.info.run_id,
-                                             "experiment_id": run.info.experiment_id})
     return metrics

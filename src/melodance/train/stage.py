@@ -2,13 +2,24 @@
 
 Outputs (``out_dir``): ``model.pt`` (a :class:`~melodance.models.bundle.DanceBundle`),
 ``metrics.json`` (DVC metrics), ``history.csv`` (DVC plots: per-epoch curves),
-``loss_curves.png``.
+``loss_curves.png`` and ``run.json`` (the MLflow run id and the sha256 of the
+other files, which the run also carries as tags).
+
+The folder is written as one unit: everything goes into a temporary folder
+beside it, which then replaces ``out_dir`` in one atomic exchange
+(:func:`melodance.io.atomic_dir`). A training killed at any moment leaves
+either the previous outputs or the new ones, never a mix (``register``
+checks the hashes anyway). Checkpoints for resuming live elsewhere
+(``train.checkpoint_dir``).
 """
 
 from __future__ import annotations
 
 import csv
 import io as _io
+import os
+import shutil
+import signal
 from pathlib import Path
 
 from melodance import io, tracking
@@ -50,7 +61,7 @@ def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg:
 
     fs = load_features(features_dir)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     if model_cfg.variant == "retrieval":  # the one dispatch point: a baseline fitted, not trained
         from melodance.train.retrieval import run_retrieval
 
@@ -90,22 +101,105 @@ def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg:
         tracking.log_metrics({f"best_{k}": v for k, v in metrics.items()
                               if isinstance(v, (int, float)) and not isinstance(v, bool)})
 
-        bundle = DanceBundle(result.model, fs.normalizers, fs.meta)
-        bundle.save(out_dir / "model.pt", extra={"run_id": run.info.run_id, "metrics": metrics})
-        io.write_json(out_dir / "metrics.json", metrics)
-        io.write_text(out_dir / "history.csv", history_csv(result.history))
         fig = loss_curves(result.history, title=f"{model_cfg.variant}")
-        with io.atomic_path(out_dir / "loss_curves.png") as tmp:
-            fig.savefig(tmp, dpi=100)
-        tracking.log_figure(fig, "loss_curves.png")
-        tracking.log_artifact(out_dir / "history.csv")
-        tracking.log_artifact(out_dir / "metrics.json")
-        if log_model:
-            tracking.log_dance_model(out_dir / "model.pt")
-        io.write_json(out_dir / "run.json", {"run_id": run.info.run_id,
-                                             "experiment_id": run.info.experiment_id})
+        write_outputs(out_dir, run, DanceBundle(result.model, fs.normalizers, fs.meta), metrics,
+                      history_csv(result.history), fig, log_model=log_model)
     ckpt.unlink(missing_ok=True)
     return metrics
+
+
+def write_outputs(out_dir: Path, run, bundle, metrics: dict, history_text: str, fig, *,
+                  log_model: bool = True) -> None:
+    """Write the stage's outputs as one unit and log them to the active MLflow run.
+
+    Everything goes into a temporary folder that replaces ``out_dir`` in one
+    rename, and ``run.json`` records the sha256 of each output, so ``register``
+    can tell a folder mixed from two trainings (a kill between two writes can
+    no longer leave one).
+    """
+    run_id = run.info.run_id
+    with io.atomic_dir(out_dir) as tmp:
+        _carry_foreign_files(out_dir, tmp)
+        bundle.save(tmp / "model.pt", extra={"run_id": run_id, "metrics": metrics})
+        _fault("model.pt")
+        io.write_json(tmp / "metrics.json", metrics)
+        _fault("metrics.json")
+        io.write_text(tmp / "history.csv", history_text)
+        _fault("history.csv")
+        with io.atomic_path(tmp / "loss_curves.png") as png:
+            fig.savefig(png, dpi=100)
+        _fault("loss_curves.png")
+        tracking.log_figure(fig, "loss_curves.png")
+        tracking.log_artifact(tmp / "history.csv")
+        tracking.log_artifact(tmp / "metrics.json")
+        if log_model:
+            tracking.log_dance_model(tmp / "model.pt")
+        _fault("logged")
+        hashes = {name: io.sha256_file(tmp / name) for name in OUTPUT_FILES}
+        tracking.set_tags({f"melodance.sha256.{name}": h for name, h in hashes.items()})
+        io.write_json(tmp / "run.json", {"run_id": run_id,
+                                         "experiment_id": run.info.experiment_id,
+                                         "sha256": hashes})
+        _fault("run.json")
+    _fault("swapped")
+
+
+OUTPUT_FILES = ("model.pt", "metrics.json", "history.csv", "loss_curves.png")
+"""The stage's outputs that run.json records by sha256 (run.json itself aside)."""
+FAULT_ENV = "MELODANCE_FAULT_AT"
+
+
+def _fault(point: str) -> None:
+    """Kill this process (SIGKILL: no cleanup at all) when ``MELODANCE_FAULT_AT`` names
+    ``point``: the tests kill training at each write and check ``out_dir`` is never mixed."""
+    if os.environ.get(FAULT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _carry_foreign_files(old: Path, new: Path) -> None:
+    """Keep files that are not this stage's (a user's notes) when the folder is replaced."""
+    if not old.is_dir():
+        return
+    ours = {*OUTPUT_FILES, "run.json"}
+    for p in old.iterdir():
+        if p.name in ours or p.name.startswith("."):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.copytree(p, new / p.name, symlinks=True)
+        else:
+            shutil.copy2(p, new / p.name, follow_symlinks=False)
+
+
+def check_outputs(train_dir: str | Path) -> tuple[dict, dict]:
+    """Check that a train folder's model, metrics and run id belong together.
+
+    Returns ``(run, metrics)`` from ``run.json`` and ``metrics.json``. Raises
+    ValueError naming the file when one is missing, unreadable, or differs
+    from the sha256 its run recorded (a folder mixed from two trainings).
+    """
+    import json
+
+    train_dir = Path(train_dir)
+    for name in ("run.json", "metrics.json", "model.pt"):
+        if not (train_dir / name).is_file():
+            raise FileNotFoundError(f"{train_dir / name}: missing (run the train stage first)")
+    try:
+        run = json.loads((train_dir / "run.json").read_text())
+        metrics = json.loads((train_dir / "metrics.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{train_dir}: run.json or metrics.json is not valid JSON ({e})") from e
+    if not isinstance(run, dict) or not isinstance(run.get("run_id"), str):
+        raise ValueError(f"{train_dir / 'run.json'}: no run_id")
+    hashes = run.get("sha256")
+    if not isinstance(hashes, dict):
+        raise ValueError(f"{train_dir / 'run.json'}: records no sha256 of the outputs (written "
+                         "by an older melodance); run the train stage again")
+    for name in ("model.pt", "metrics.json"):
+        if io.sha256_file(train_dir / name) != hashes.get(name):
+            raise ValueError(f"{train_dir / name}: does not belong to run {run['run_id']} (its "
+                             "content differs from what the run recorded): the folder mixes two "
+                             "trainings; run the train stage again")
+    return run, metrics
 
 
 def load_configs(params_path, tuned_path: Path | None = None

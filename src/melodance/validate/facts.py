@@ -11,11 +11,6 @@ The numeric helpers take arrays and return arrays or floats; no I/O.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -179,28 +174,6 @@ def music_tempo(onsets: np.ndarray, fps: float = FPS) -> float:
 # Reading without raising
 
 
-@contextlib.contextmanager
-def _captured_c_stderr() -> Iterator[list[str]]:
-    """Capture what C libraries (libsndfile's mpg123) print on file descriptor 2.
-
-    A truncated MP3 makes mpg123 print warnings straight to fd 2; we fold them
-    into the error message instead of spilling them on the terminal.
-    """
-    out: list[str] = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield out
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            out.extend(line.strip() for line in tmp.read().decode("utf-8", "replace").splitlines()
-                       if line.strip())
-
-
 def _measure_config(path: Path, facts: dict, errors: dict) -> None:
     facts.update(config_readable=False, start_frame=None, end_frame=None, span_frames=None)
     try:
@@ -272,60 +245,25 @@ def _measure_skeletons(path: Path, facts: dict, errors: dict):
     return (joints, root) if usable else None
 
 
-def _libsndfile_reason(err: Exception, path: Path) -> str:
-    # For a file in an unknown format libsndfile says "Error opening '<path>': File
-    # does not exist or is not a regular file (possibly a pipe?)", which misleads.
-    msg = str(err).split(": ", 1)[-1] if str(err).startswith("Error opening") else str(err)
-    if "does not exist or is not a regular file" in msg and path.is_file():
-        return "format not recognised"
-    return msg
-
-
 def _measure_audio(path: Path, start_s: float, facts: dict, errors: dict):
     """Fill the audio facts; return ``(mono_from_start, sr)`` or None.
 
-    Decodes from the dance start to the end of the file: the span is needed for
-    the onsets, and reading on to the end catches truncated files whose header
+    Decodes from the dance start to the end of the file (the one song reader,
+    :func:`melodance.features.audio.decode_song`): the span is needed for the
+    onsets, and reading on to the end catches truncated files whose header
     still promises the full duration.
     """
-    import soundfile as sf
+    from melodance.features.audio import decode_song
 
     facts.update(dict.fromkeys(AUDIO_FACTS), audio_readable=False)
-    info = err = None
-    with _captured_c_stderr() as notes:
-        try:
-            info = sf.info(str(path))
-        except (sf.LibsndfileError, RuntimeError) as e:
-            err = e
-    if info is None or info.frames <= 0 or info.samplerate <= 0:
-        detail = _libsndfile_reason(err, path) if info is None else "no audio frames"
-        if notes:
-            detail += f"; decoder said: {' / '.join(notes[:3])}"
-        errors["audio_readable"] = f"{path}: not a decodable audio file ({detail})"
+    d = decode_song(path, start_s, keep=True)
+    if d.unreadable is not None:
+        errors["audio_readable"] = f"{path}: not a decodable audio file ({d.unreadable})"
         return None
-    sr = int(info.samplerate)
-    facts.update(audio_readable=True, audio_duration_s=info.frames / sr)
-    first = min(max(0, round(start_s * sr)), info.frames)
-    with _captured_c_stderr() as notes:
-        try:
-            with sf.SoundFile(str(path)) as f:
-                if first:
-                    f.seek(first)
-                y = f.read(dtype="float32", always_2d=True)
-            err = None
-        except (sf.LibsndfileError, RuntimeError) as e:
-            y, err = np.zeros((0, info.channels), np.float32), e
-    missing = (info.frames - first - len(y)) / sr
-    facts["audio_missing_s"] = missing
-    if err is not None or missing > 0:
-        why = f"decoding failed ({err})" if err is not None else (
-            f"header promises {info.frames / sr:.2f} s but decoding stops at "
-            f"{(first + len(y)) / sr:.2f} s (truncated?)")
-        if notes:
-            why += f"; decoder said: {' / '.join(notes[:3])}"
-        errors["audio_complete"] = f"{path}: {why}"
-    # A matrix-vector product mixes channels far faster than y.mean(axis=1).
-    return y @ np.full(y.shape[1], 1 / y.shape[1], np.float32), sr
+    facts.update(audio_readable=True, audio_duration_s=d.header_s, audio_missing_s=d.missing_s)
+    if d.incomplete is not None:
+        errors["audio_complete"] = f"{path}: {d.incomplete}"
+    return d.mono, d.sample_rate
 
 
 def _motion_facts(joints: np.ndarray, root: np.ndarray, fps: float) -> dict:
