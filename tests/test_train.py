@@ -191,11 +191,14 @@ def test_killed_train_never_leaves_outputs_mixed(tmp_path, tiny_features, mlflow
 
     # register refuses a folder that mixes two trainings, naming the file.
     (out / "model.pt").write_bytes(old["model.pt"])
-    assert main(["register", "--train", str(out), "--out", str(tmp_path / "reg")]) == 1
+    assert main(["register", "--train", str(out), "--features", str(tiny_features),
+                 "--out", str(tmp_path / "reg")]) == 1
     assert "model.pt: does not belong to run" in capsys.readouterr().err
     (out / "model.pt").write_bytes(new["model.pt"])
     (out / "metrics.json").write_bytes(old["metrics.json"])
-    assert main(["register", "--train", str(out), "--out", str(tmp_path / "reg")]) == 1
+    assert main(["register", "--train", str(out), "--features", str(tiny_features),
+                 "--out", str(tmp_path / "reg")]) == 1
     assert "metrics.json: does not belong to run" in capsys.readouterr().err
     (out / "metrics.json").write_bytes(new["metrics.json"])
-    assert main(["register", "--train", str(out), "--out", str(tmp_path / "reg")]) == 0
+    assert main(["register", "--train", str(out), "--features", str(tiny_features),
+                 "--out", str(tmp_path / "reg")]) == 0
