@@ -191,6 +191,11 @@ def test_all_real_sequences_pass(real_data, tmp_path):
     assert len(report.accepted) == len(list(real_data.glob("DANCE_*"))) >= 36
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["passed"] and summary["n_failed"] == 0
+    # The DVC metrics file holds the headline counts only, so `dvc metrics show` fits a screen.
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics == {"passed": True, "n_sequences": summary["n_sequences"],
+                       "n_passed": summary["n_sequences"], "n_failed": 0, "n_quarantined": 0,
+                       "n_checks": summary["n_checks"]}
     # Every bound keeps a margin to the real data (the thresholds are not fitted tight).
     r = summary["fact_ranges"]
     cfg = ValidateConfig()

@@ -98,7 +98,8 @@ def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg:
         result = fit(fs, model_cfg, cfg, checkpoint_path=ckpt, on_epoch=on_epoch,
                      progress=progress, window=window)
         metrics = summary_metrics(result)
-        tracking.log_metrics({f"best_{k}": v for k, v in metrics.items()
+        tracking.log_metrics({(k if k.startswith("best_") else f"best_{k}"): v
+                              for k, v in metrics.items()
                               if isinstance(v, (int, float)) and not isinstance(v, bool)})
 
         fig = loss_curves(result.history, title=f"{model_cfg.variant}")

@@ -28,6 +28,9 @@ from melodance.validate.facts import measure_sequence
 from melodance.validate.suite import checks, run_suite
 
 SUMMARY = "summary.json"
+METRICS = "metrics.json"
+"""The DVC metrics file: the headline counts only (the ranges and per-sequence
+results stay in summary.json, a plain output), so `dvc metrics show` fits a screen."""
 ACCEPTED = "accepted.json"
 FACTS = "facts.csv"
 DOCS = "data_docs"
@@ -135,6 +138,12 @@ def _ranges(table, cfg: ValidateConfig) -> dict:
     return out
 
 
+def headline(summary: dict) -> dict:
+    """The counts of a validation summary that `dvc metrics show` lists."""
+    keys = ("passed", "n_sequences", "n_passed", "n_failed", "n_quarantined", "n_checks")
+    return {k: summary[k] for k in keys}
+
+
 def run_validation(data_dir: str | Path, out_dir: str | Path, cfg: ValidateConfig,
                    workers: int | None = None, docs: bool = True) -> ValidationReport:
     """Validate every sequence under ``data_dir``; write the outputs to ``out_dir``.
@@ -181,6 +190,7 @@ def run_validation(data_dir: str | Path, out_dir: str | Path, cfg: ValidateConfi
     }
     write_text(out_dir / FACTS, table.to_csv(index=False, float_format="%.6g"))
     write_json(out_dir / SUMMARY, summary)
+    write_json(out_dir / METRICS, headline(summary))
     write_json(out_dir / ACCEPTED, {"sequences": accepted, "quarantined": quarantined})
 
     report = ValidationReport(data_dir, out_dir, cfg.on_failure, facts, failures, accepted,
