@@ -191,3 +191,10 @@ def test_retrieval_trains_logs_and_serves_as_a_model(tiny_features, mlflow_store
     assert np.asarray(res["joints"]).shape == (len(seq.music), 23, 3)
     assert R.motion_stats(np.asarray(res["joints"]) + np.asarray(res["root"])[:, None],
                           FPS)["speed_lowpass_cm_s"] > 10
+
+
+def test_kid_interval_on_two_samples_per_side_is_finite():
+    """Tiny sets (the embedded corpus has 2-4 test clips): every bootstrap draw is usable."""
+    rng = np.random.default_rng(3)
+    iv = R.distance_interval(rng.normal(size=(2, 5)), rng.normal(size=(2, 5)), "kid", n_boot=50)
+    assert np.isfinite([iv.value, iv.low, iv.high]).all()

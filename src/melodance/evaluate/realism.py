@@ -298,6 +298,12 @@ def distance_interval(feats_a: np.ndarray, feats_b: np.ndarray, kind: str = "kid
         kaa, kbb, kab = polynomial_kernel(a, a), polynomial_kernel(b, b), polynomial_kernel(a, b)
         for i in range(n_boot):
             ia, ib = rng.integers(0, len(a), len(a)), rng.integers(0, len(b), len(b))
+            # A resample of copies of one sample has no pair to estimate the within-set
+            # mean from (small sets: 2 clips give it 1 time in 2); draw it again.
+            while len(np.unique(ia)) < 2:
+                ia = rng.integers(0, len(a), len(a))
+            while len(np.unique(ib)) < 2:
+                ib = rng.integers(0, len(b), len(b))
             same_a, same_b = ia[:, None] == ia[None, :], ib[:, None] == ib[None, :]
             boots[i] = _mmd2(kaa[np.ix_(ia, ia)], kbb[np.ix_(ib, ib)], kab[np.ix_(ia, ib)],
                              same_a, same_b)
