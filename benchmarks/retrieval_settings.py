@@ -41,10 +41,9 @@ from melodance.models.bundle import DanceBundle  # noqa: E402
 from melodance.models.retrieval import RetrievalModel  # noqa: E402
 
 SETTINGS: dict[str, dict] = {
-    f"beats {b}, tempo {t:g}, pose {p:g}, songs {n}, hub {h}": {
-        "retrieval_beats": b, "retrieval_tempo_weight": t, "retrieval_pose_weight": p, "retrieval_songs": n,
-        "retrieval_hub_k": h}
-    for b in (2, 4) for t in (0.0, 1.0) for p in (1.0, 3.0) for n in (0, 5) for h in (0, 10)
+    f"beats {b}, tempo {t:g}, pose {p:g}, songs {n}": {
+        "retrieval_beats": b, "retrieval_tempo_weight": t, "retrieval_pose_weight": p, "retrieval_songs": n}
+    for b in (2, 4, 8) for t in (0.0, 1.0) for p in (1.0, 3.0) for n in (0, 5)
 }
 """Name -> ``ModelConfig`` fields that differ from the defaults."""
 

@@ -49,7 +49,7 @@ _VEL, _HEIGHT = slice(69, 71), 71
 _HIP_A, _HIP_B = 7, 16
 
 BUFFERS = ("music", "motion", "seq_start", "seq_end", "cand_row", "cand_period", "cand_desc",
-           "cand_dance", "cand_hub", "dance_desc", "motion_offset", "motion_scale")
+           "cand_dance", "dance_desc", "motion_offset", "motion_scale")
 
 
 class RetrievalModel(nn.Module):
@@ -104,7 +104,6 @@ class RetrievalModel(nn.Module):
         model._set(music=music_all, motion=np.concatenate(motion), seq_start=starts_a,
                    seq_end=ends_a, cand_row=rows_a, cand_period=periods_a, cand_desc=desc,
                    cand_dance=np.array(dance_of, np.int64),
-                   cand_hub=_neighbour_scale(desc, np.array(dance_of), cfg.retrieval_hub_k),
                    dance_desc=np.stack([_song_descriptor(m) for m in music]),
                    motion_offset=norm.offset, motion_scale=norm.scale)
         return model
@@ -151,7 +150,6 @@ class RetrievalModel(nn.Module):
         desc_db = self.cand_desc.numpy().astype(np.float64)
         median_period = float(np.median(periods))
         allowed = self._nearest_dances(m)
-        hub = self.cand_hub.numpy().astype(np.float64)
         if len(beats) >= 2:
             anchors = beats[::k]
             beat_period = float(np.median(np.diff(beats)))
@@ -187,9 +185,7 @@ class RetrievalModel(nn.Module):
             if not ok.any():  # a piece longer than any training dance: read what there is
                 ok = np.ones(len(rows), bool)
             idx = np.flatnonzero(ok)
-            # Local scaling: a piece whose music lies where many pieces lie (a hub) is near every
-            # query; dividing by its own neighbours' distance stops it being chosen everywhere.
-            music_cost = ((desc_db[idx] - q_desc) ** 2).mean(axis=1) / hub[idx]
+            music_cost = ((desc_db[idx] - q_desc) ** 2).mean(axis=1)
             cost = music_cost / max(float(np.median(music_cost)), 1e-12)
             cost = cost + cfg.retrieval_tempo_weight * np.abs(np.log(s[idx])) / math.log(1.25)
             if p0 > 0:
@@ -233,25 +229,6 @@ class RetrievalModel(nn.Module):
         scale = np.maximum(db.std(axis=0), 1e-6)
         dist = (((db - _song_descriptor(m)) / scale) ** 2).sum(axis=1)
         return np.isin(dance, np.argsort(dist, kind="stable")[:n])
-
-
-def _neighbour_scale(desc: np.ndarray, dance: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
-    """Mean squared distance per value from each piece's music to its ``k`` nearest pieces of
-    other dances, over its median: ``[N]`` (all ones when ``k`` is 0)."""
-    if k <= 0 or len(desc) < 2:
-        return np.ones(len(desc))
-    x = np.asarray(desc, dtype=np.float32)
-    sq = (x ** 2).sum(axis=1)
-    k = min(k, len(x) - 1)
-    out = np.empty(len(x))
-    for a in range(0, len(x), chunk):
-        d = sq[a:a + chunk, None] + sq[None, :] - 2.0 * (x[a:a + chunk] @ x.T)
-        d[dance[a:a + chunk, None] == dance[None, :]] = np.inf  # neighbours in the same dance do not count
-        d = np.where(np.isfinite(d), d, np.nan)
-        kth = np.sort(np.nan_to_num(d, nan=np.inf), axis=1)[:, :k]
-        out[a:a + chunk] = np.maximum(kth, 0.0).mean(axis=1) / x.shape[1]
-    med = float(np.median(out))
-    return np.maximum(out, 1e-6 * max(med, 1e-12)) / max(med, 1e-12)
 
 
 def _song_descriptor(music: np.ndarray) -> np.ndarray:
