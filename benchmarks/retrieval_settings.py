@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| real reference | {real['motion_energy_ratio']:.2f} | {real['bone_error_cm']:.2f} | "
           f"{iv(real, 'kid_k')} | | {iv(real, 'kid_g')} | | | | | {lift_share(real_d, ref.lengths):.2f} |")
     print(f"| {args.split} dances | 1.00 | | | | | | | | | {lift_share(truth, ref.lengths):.2f} |")
+    chosen: list[tuple[float, str]] = []
     for name, fields in SETTINGS.items():
         if args.only and name not in args.only:
             continue
@@ -121,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{iv(row, 'kid_k')} | {inside(row, 'kid_k')} | {iv(row, 'kid_g')} | {inside(row, 'kid_g')} | "
               f"{fit_s:.2f} | {u[:, 0].mean():.1f} | {u[:, 1].mean():.1f} | "
               f"{lift_share(dances, ref.lengths):.2f} |", flush=True)
+        if 0.8 <= row["motion_energy_ratio"] <= 1.2 and inside(row, "kid_k") == inside(row, "kid_g") == "yes":
+            chosen.append((row["kid_k"] + row["kid_g"], name))
+    # The rule, fixed before looking at test: energy ratio 0.8-1.2 and both KIDs inside the real
+    # reference's intervals, then the lowest KID_k + KID_g (the champion gate's distance terms).
+    print(f"\nchosen by the rule: {min(chosen)[1] if chosen else 'none'}")
     return 0
 
 
