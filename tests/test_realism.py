@@ -198,3 +198,26 @@ def test_kid_interval_on_two_samples_per_side_is_finite():
     rng = np.random.default_rng(3)
     iv = R.distance_interval(rng.normal(size=(2, 5)), rng.normal(size=(2, 5)), "kid", n_boot=50)
     assert np.isfinite([iv.value, iv.low, iv.high]).all()
+
+
+def test_retrieval_songs_draws_only_from_the_nearest_songs_dances(tiny_features):
+    from melodance.features.pipeline import load_features
+    from melodance.models import ModelConfig
+    from melodance.models.retrieval import RetrievalModel, _song_descriptor
+
+    fs = load_features(tiny_features)
+    model = RetrievalModel.fit(fs, ModelConfig(variant="retrieval", retrieval_songs=1))
+    # A training song asked back: its own dance is the nearest, and every piece comes from it.
+    name = fs.split["train"][1]
+    norm = fs.normalized(name)
+    model.generate(torch.from_numpy(norm["music"]).float(), torch.from_numpy(norm["temporal"]).float())
+    dances = {int(model.cand_dance[c]) for _, _, c, _, _ in model.last_pieces}
+    assert dances == {1}
+    assert np.allclose(model.dance_desc[1].numpy(), _song_descriptor(norm["music"]), atol=1e-5)
+    # A new song: one dance only, the one whose whole song is nearest.
+    norm = fs.normalized(fs.split["test"][0])
+    model.generate(torch.from_numpy(norm["music"]).float(), torch.from_numpy(norm["temporal"]).float())
+    db = model.dance_desc.numpy()
+    dist = (((db - _song_descriptor(norm["music"])) / np.maximum(db.std(0), 1e-6)) ** 2).sum(1)
+    assert {int(model.cand_dance[c]) for _, _, c, _, _ in model.last_pieces} == {int(np.argmin(dist))}
+

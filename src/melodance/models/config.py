@@ -38,6 +38,7 @@ class ModelConfig(Section):
     retrieval_blend_s: float = Field(0.24, ge=0)    # retrieval: seam blend, seconds
     retrieval_tempo_weight: float = Field(1.0, ge=0)  # retrieval: cost of a 25 % tempo change
     retrieval_pose_weight: float = Field(3.0, ge=0)   # retrieval: cost of a seam (median = 1; chosen on val)
+    retrieval_songs: int = Field(0, ge=0)  # retrieval: only the dances of the n nearest songs (0: all)
 
     @property
     def uses_temporal(self) -> bool:

@@ -49,7 +49,7 @@ _VEL, _HEIGHT = slice(69, 71), 71
 _HIP_A, _HIP_B = 7, 16
 
 BUFFERS = ("music", "motion", "seq_start", "seq_end", "cand_row", "cand_period", "cand_desc",
-           "motion_offset", "motion_scale")
+           "cand_dance", "dance_desc", "motion_offset", "motion_scale")
 
 
 class RetrievalModel(nn.Module):
@@ -75,9 +75,9 @@ class RetrievalModel(nn.Module):
         if not names:
             raise ValueError(f"retrieval needs training sequences, split {split!r} is empty")
         k = cfg.retrieval_beats
-        music, motion, starts, ends, rows, periods = [], [], [], [], [], []
+        music, motion, starts, ends, rows, periods, dance_of = [], [], [], [], [], [], []
         offset = 0
-        for name in names:
+        for d, name in enumerate(names):
             seq = fs.sequences[name]
             norm = fs.normalized(name)
             n = len(seq.motion)
@@ -89,6 +89,7 @@ class RetrievalModel(nn.Module):
                 periods.append((beats[i + k] - beats[i]) / k)
                 starts.append(offset)
                 ends.append(offset + n)
+                dance_of.append(d)
             offset += n
         if not rows:
             raise ValueError(f"no training sequence has more than {k} beats: nothing to retrieve")
@@ -102,6 +103,8 @@ class RetrievalModel(nn.Module):
         norm = fs.normalizers["motion"]
         model._set(music=music_all, motion=np.concatenate(motion), seq_start=starts_a,
                    seq_end=ends_a, cand_row=rows_a, cand_period=periods_a, cand_desc=desc,
+                   cand_dance=np.array(dance_of, np.int64),
+                   dance_desc=np.stack([_song_descriptor(m) for m in music]),
                    motion_offset=norm.offset, motion_scale=norm.scale)
         return model
 
@@ -146,6 +149,7 @@ class RetrievalModel(nn.Module):
         lo_all, hi_all = self.seq_start.numpy(), self.seq_end.numpy() - 1
         desc_db = self.cand_desc.numpy().astype(np.float64)
         median_period = float(np.median(periods))
+        allowed = self._nearest_dances(m)
         if len(beats) >= 2:
             anchors = beats[::k]
             beat_period = float(np.median(np.diff(beats)))
@@ -158,6 +162,7 @@ class RetrievalModel(nn.Module):
         height_blend = max(blend, int(round(HEIGHT_BLEND_S * FPS)))
         out = np.empty((T, 72))
         recent: list[int] = []
+        self.last_pieces = []  # (first frame, end frame, candidate, tempo scale, seam gap cm): diagnostics
         for i in range(len(anchors)):
             p0, p1, anchor = int(bounds[i]), int(bounds[i + 1]), int(anchors[i])
             if p1 <= p0:
@@ -170,9 +175,11 @@ class RetrievalModel(nn.Module):
             s = periods / pq  # training frames per song frame
             need_lo = rows + (p0 - anchor) * s
             need_hi = rows + (p1 - 1 - anchor) * s
-            ok = (need_lo >= lo_all) & (need_hi <= hi_all)
+            ok = (need_lo >= lo_all) & (need_hi <= hi_all) & allowed
             if recent:
                 ok[np.array(recent)] = False
+            if not ok.any():
+                ok = (need_lo >= lo_all) & (need_hi <= hi_all) & allowed
             if not ok.any():
                 ok = (need_lo >= lo_all) & (need_hi <= hi_all)
             if not ok.any():  # a piece longer than any training dance: read what there is
@@ -192,8 +199,10 @@ class RetrievalModel(nn.Module):
             pos = rows[c] + (np.arange(p0, p1) - anchor) * s[c]
             piece = _lerp_rows(db_motion, pos, lo_all[c], hi_all[c])
             piece[:, _VEL] *= s[c]  # per-frame travel grows when the piece is played faster
+            seam_cm = 0.0
             if p0 > 0:
                 piece = _turn(piece, _yaw(out[p0 - 1]) - _yaw(piece[0]))
+                seam_cm = float(_turned_pose_distance(out[p0 - 1], piece[:1])[0])
                 gap = np.zeros(72)
                 gap[:69] = out[p0 - 1, :69] - piece[0, :69]
                 n = min(blend, len(piece))
@@ -205,7 +214,29 @@ class RetrievalModel(nn.Module):
                 w = np.linspace(1.0, 0.0, height_blend + 1)[:n]
                 piece[:n, _HEIGHT] += w * (out[p0 - 1, _HEIGHT] - piece[0, _HEIGHT])
             out[p0:p1] = piece
+            self.last_pieces.append((p0, p1, c, float(s[c]), seam_cm))
         return out
+
+    def _nearest_dances(self, m: np.ndarray) -> np.ndarray:
+        """Candidates from the ``retrieval_songs`` training dances whose whole song is nearest to
+        ``m`` (all candidates when 0 or when there are no more dances than that): [N] bool."""
+        n = self.cfg.retrieval_songs
+        dance = self.cand_dance.numpy()
+        db = self.dance_desc.numpy().astype(np.float64)
+        if n <= 0 or n >= len(db):
+            return np.ones(len(dance), bool)
+        # Each value of the song descriptor counts in units of its spread over the training songs.
+        scale = np.maximum(db.std(axis=0), 1e-6)
+        dist = (((db - _song_descriptor(m)) / scale) ** 2).sum(axis=1)
+        return np.isin(dance, np.argsort(dist, kind="stable")[:n])
+
+
+def _song_descriptor(music: np.ndarray) -> np.ndarray:
+    """What a whole song sounds like: mean and standard deviation of its normalised music
+    features over time, ``[2 * Dm]``. In this data it tells the dance style from the song
+    (nearest training song of the same style for 25 of 26 training songs, leave one out)."""
+    m = np.asarray(music, dtype=np.float64)
+    return np.concatenate([m.mean(axis=0), m.std(axis=0)])
 
 
 def _descriptor(music: np.ndarray, row: float, period: float, k: int, lo: int, hi: int) -> np.ndarray:
