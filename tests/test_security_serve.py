@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_features):
     from conftest import TINY_PARAMS
-    from melodance.serve.registry import register
+    from melodance.serve.registry import promote, register
     from melodance.train.stage import load_configs, run_training
 
     work = tmp_path_factory.mktemp("serve")
@@ -53,7 +53,9 @@ def server(tmp_path_factory, tiny_features):
         metrics = run_training(tiny_features, work / "train", model_cfg, train_cfg,
                                progress=False)
         run = json.loads((work / "train" / "run.json").read_text())
-        register(run["run_id"], metrics)
+        # The tiny model stands still, so the gate keeps it out; a person promotes it to serve it.
+        promote(register(run["run_id"], {**metrics, "gate_score": float("inf"),
+                                         "gate_failed": ["stands still"]}).version)
 
     port = free_port()
     exe = Path(sys.executable).parent / "melodance"

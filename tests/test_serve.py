@@ -77,9 +77,11 @@ def test_scoring_server_song_features_and_bad_requests(trained, real_data, mlflo
     from melodance.data.layout import read_sequence
     from melodance.features.config import FeaturesConfig
     from melodance.features.music import song_features
-    from melodance.serve.registry import register
+    from melodance.serve.registry import promote, register
 
-    register(trained["run_id"], trained["metrics"])
+    # The 2-epoch model stands still, so the gate keeps it out; a person promotes it to serve it.
+    promote(register(trained["run_id"], {**trained["metrics"], "gate_score": float("inf"),
+                                         "gate_failed": ["stands still"]}).version)
     port = _free_port()
     env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_store)
     log = open(tmp_path / "server.log", "w")
