@@ -107,9 +107,12 @@ class MotionVQVAE(nn.Module):
         enc += [nn.ReLU(), nn.Conv1d(w, cfg.code_dim, 3, padding=1)]
         self.encoder = nn.Sequential(*enc)
         # EMA codebook, k-means initialised, dead codes replaced by batch vectors:
-        # the usual cures for a codebook where a few codes do all the work.
+        # the usual cures for a codebook where a few codes do all the work. A batch
+        # holds about as many tokens as there are codes (1 use per code on average),
+        # so "dead" must mean well under 1: at 2 every code is reset every step and
+        # the codebook is just the last batch (no bottleneck while training).
         self.vq = VectorQuantize(dim=cfg.code_dim, codebook_size=cfg.codes, decay=0.99,
-                                 kmeans_init=True, kmeans_iters=10, threshold_ema_dead_code=2,
+                                 kmeans_init=True, kmeans_iters=10, threshold_ema_dead_code=0.2,
                                  commitment_weight=0.25)
         dec = [nn.Conv1d(cfg.code_dim, w, 3, padding=1), _res_block(w, 3), _res_block(w, 1)]
         for _ in range(n_down):
