@@ -255,7 +255,7 @@ def _setup_mlflow():
 
 def load_candidate(name: str):
     path = OUT / f"{name}.pt"
-    if name == "vqgpt":
+    if name.startswith("vqgpt"):
         from melodance.models.vqgpt import VQGPTDancer
 
         model, extra = VQGPTDancer.load(path)
@@ -274,7 +274,8 @@ def cmd_train(args) -> None:
     fs = load_features(args.features)
     mlflow = _setup_mlflow()
     OUT.mkdir(parents=True, exist_ok=True)
-    with mlflow.start_run(run_name=f"{args.candidate}-train") as run:
+    name = args.name or args.candidate
+    with mlflow.start_run(run_name=f"{name}-train") as run:
         mlflow.set_tag("candidate", args.candidate)
         curve = []
 
@@ -296,19 +297,19 @@ def cmd_train(args) -> None:
             mlflow.log_params(asdict(cfg))
             model = fit(fs, cfg, on_step=on_step)
             train_s = time.perf_counter() - t0
-            model.save(OUT / "vqgpt.pt", extra={"run_id": run.info.run_id, "train_s": train_s})
+            model.save(OUT / f"{name}.pt", extra={"run_id": run.info.run_id, "train_s": train_s})
         else:
             mlflow.log_params({"hidden": 256, "window": 100, "batch": 32, "gt_len": 5, "own_len": 5,
                                "budget_s": args.budget_s})
             model = fit_acrnn(fs, args.budget_s, on_step)
             train_s = time.perf_counter() - t0
-            with atomic_path(OUT / "acrnn.pt") as tmp:
+            with atomic_path(OUT / f"{name}.pt") as tmp:
                 torch.save({"dims": [model.cond_dim, model.motion_dim], "state_dict": model.state_dict(),
                             "extra": {"run_id": run.info.run_id, "train_s": train_s}}, tmp)
         mlflow.log_metric("train_wall_s", train_s)
-        (OUT / f"{args.candidate}_curve.json").write_text(json.dumps(curve))
-        mlflow.log_artifact(str(OUT / f"{args.candidate}_curve.json"))
-    print(f"{args.candidate}: trained in {train_s:.0f} s -> {OUT / (args.candidate + '.pt')}")
+        (OUT / f"{name}_curve.json").write_text(json.dumps(curve))
+        mlflow.log_artifact(str(OUT / f"{name}_curve.json"))
+    print(f"{name}: trained in {train_s:.0f} s -> {OUT / (name + '.pt')}")
 
 
 def real_reference(fs):
@@ -341,7 +342,7 @@ def cmd_measure(args) -> None:
             dances = []
             for cond, _ in test:
                 t0 = time.perf_counter()
-                dances.append(body_joints(model.generate(cond, seed=seed)))
+                dances.append(body_joints(model.generate(cond, seed=seed, temperature=args.temperature)))
                 gen_s += time.perf_counter() - t0
                 frames += len(cond)
             per_seed.append(figures(dances, ref_bones, bank))
@@ -358,12 +359,14 @@ def cmd_measure(args) -> None:
         for k in ("speed_cm_s", "speed_lp_cm_s", "acc_cm_s2", "diversity_cm", "nn_train_cm"):
             row[f"{k}_ratio"] = row[k] / real[k]
         row["bone_error_ratio"] = row["bone_error"] / real["bone_error"]
-        rows[name] = row
+        label = name if args.temperature == 1.0 else f"{name} T={args.temperature:g}"
+        rows[label] = row
         run_id = extra.get("run_id")
         if run_id:
             with mlflow.start_run(run_id=run_id):
-                mlflow.log_metrics({f"test.{k}": v for k, v in row.items() if np.isfinite(v)})
-                mlflow.log_param("measure_seeds", " ".join(map(str, args.seeds)))
+                pre = "test." if args.temperature == 1.0 else f"test_T{args.temperature:g}."
+                mlflow.log_metrics({pre + k: v for k, v in row.items() if np.isfinite(v)})
+                mlflow.set_tag(f"{pre}seeds", " ".join(map(str, args.seeds)))
     for k in ("real test", "mean pose"):
         for m in ("speed_cm_s", "speed_lp_cm_s", "acc_cm_s2", "diversity_cm", "nn_train_cm"):
             rows[k][f"{m}_ratio"] = rows[k][m] / real[m]
@@ -416,11 +419,13 @@ def main(argv=None) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
     t.add_argument("candidate", choices=["vqgpt", "acrnn"])
+    t.add_argument("--name", help="weights file and run name (default: the candidate)")
     t.add_argument("--budget-s", type=float, default=600.0)
     t.add_argument("--vq-share", type=float, default=0.5, help="vqgpt: share of the budget for the VQ-VAE")
     m = sub.add_parser("measure")
     m.add_argument("candidates", nargs="+")
     m.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    m.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     m.add_argument("--json")
     r = sub.add_parser("render")
     r.add_argument("candidate")

@@ -404,6 +404,22 @@ def _windows(songs: list[np.ndarray], length: int, rng: np.random.Generator, n: 
     return which, starts
 
 
+def _token_batch(tokens: list[torch.Tensor], conds: list[torch.Tensor], cfg: VQGPTConfig,
+                 rng: np.random.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n random windows of 2 x context tokens: (previous tokens, padded conditions, targets)."""
+    L, d = 2 * cfg.context, cfg.down
+    which, starts = _windows([np.zeros(len(t)) for t in tokens], L, rng, n)
+    start_tok = torch.tensor([cfg.codes])
+    prev, music_in, target = [], [], []
+    for i, s in zip(which, starts, strict=True):
+        t = tokens[i]
+        target.append(t[s:s + L])
+        prev.append(torch.cat([start_tok, t[:s + L - 1]])[s:s + L])  # token before each position
+        # Padded song: token s's music starts at frame s * d of the padded array.
+        music_in.append(conds[i][s * d:(s + L + 2 * cfg.music_lookahead) * d])
+    return torch.stack(prev), torch.stack(music_in), torch.stack(target)
+
+
 def fit(fs, cfg: VQGPTConfig | None = None,
         on_step: Callable[[str, int, float, dict], None] | None = None) -> VQGPTDancer:
     """Train both stages on the training split of a FeatureSet.
@@ -455,35 +471,44 @@ def fit(fs, cfg: VQGPTConfig | None = None,
     with torch.no_grad():
         tokens = [model.vqvae.encode(m[:len(m) // d * d].unsqueeze(0))[1][0] for m in nm]
     used = torch.cat(tokens).unique().numel()
+    # Held-out token windows (validation split) for the curve: overfitting shows here.
+    val_batch = None
+    val = [(torch.from_numpy(c), torch.from_numpy(m))
+           for c, m in (song_arrays(fs, "val") if "val" in fs.split else [])
+           if len(m) >= 2 * cfg.context * d]
+    if val:
+        with torch.no_grad():
+            vt = [model.vqvae.encode(model.norm_motion(m[:len(m) // d * d]).unsqueeze(0))[1][0]
+                  for _, m in val]
+        vc = [model.gpt.pad_cond(model.norm_cond(c).unsqueeze(0))[0] for c, _ in val]
+        val_batch = _token_batch(vt, vc, cfg, np.random.default_rng(cfg.seed + 1), 32)
 
     # Stage 2: the GPT on windows of 2 x context tokens, cut anywhere.
-    L = 2 * cfg.context
     opt = torch.optim.AdamW(model.gpt.parameters(), lr=cfg.lr, weight_decay=0.01)
     model.gpt.train()
     t0 = time.perf_counter()
-    tok_lens = [np.zeros(len(t)) for t in tokens]
-    start_tok = torch.tensor([cfg.codes])
     for step in range(1, cfg.gpt_steps + 1):
         lr = cfg.lr * min(1.0, step / 200)  # warm-up
         for g in opt.param_groups:
             g["lr"] = lr
-        which, starts = _windows(tok_lens, L, rng, cfg.batch)
-        prev, target, music_in = [], [], []
-        for i, s in zip(which, starts, strict=True):
-            t = tokens[i]
-            target.append(t[s:s + L])
-            prev.append(torch.cat([start_tok, t[:s + L - 1]])[s:s + L])  # token before each position
-            # Padded song: token s's music starts at frame s * d of the padded array.
-            music_in.append(nc[i][s * d:(s + L + 2 * cfg.music_lookahead) * d])
-        logits = model.gpt(torch.stack(prev), model.gpt.music_embedding(torch.stack(music_in)))
-        loss = F.cross_entropy(logits.reshape(-1, cfg.codes), torch.stack(target).reshape(-1))
+        prev, music_in, target = _token_batch(tokens, nc, cfg, rng, cfg.batch)
+        logits = model.gpt(prev, model.gpt.music_embedding(music_in))
+        loss = F.cross_entropy(logits.reshape(-1, cfg.codes), target.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.gpt.parameters(), 1.0)
         opt.step()
         elapsed = time.perf_counter() - t0
         if on_step and step % 50 == 0:
-            on_step("gpt", step, elapsed, {"loss": loss.item(), "codes_used": float(used)})
+            figs = {"loss": loss.item(), "codes_used": float(used)}
+            if val_batch is not None:
+                model.gpt.eval()
+                with torch.no_grad():
+                    vl = model.gpt(val_batch[0], model.gpt.music_embedding(val_batch[1]))
+                    vl = F.cross_entropy(vl.reshape(-1, cfg.codes), val_batch[2].reshape(-1))
+                figs["val_loss"] = vl.item()
+                model.gpt.train()
+            on_step("gpt", step, elapsed, figs)
         if elapsed > cfg.gpt_budget_s:
             break
     model.eval()
