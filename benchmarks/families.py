@@ -323,6 +323,20 @@ def real_reference(fs):
     return ref_bones, bank, test
 
 
+@torch.no_grad()
+def vq_reconstruction_cm(model, motions: list[np.ndarray]) -> float:
+    """Mean per-joint distance (cm) between real dances and their VQ-VAE reconstruction."""
+    errs, frames = [], []
+    d = model.cfg.down
+    for m in motions:
+        m = m[:len(m) // d * d]
+        _, tok, _ = model.vqvae.encode(model.norm_motion(torch.from_numpy(m)).unsqueeze(0))
+        rec = model.denorm_motion(model.vqvae.decode_tokens(tok)[0]).numpy()
+        errs.append(np.linalg.norm(body_joints(rec) - body_joints(m), axis=-1).mean())
+        frames.append(len(m))
+    return float(np.average(errs, weights=frames))
+
+
 def cmd_measure(args) -> None:
     from melodance.features.pipeline import load_features
 
@@ -359,6 +373,8 @@ def cmd_measure(args) -> None:
         for k in ("speed_cm_s", "speed_lp_cm_s", "acc_cm_s2", "diversity_cm", "nn_train_cm"):
             row[f"{k}_ratio"] = row[k] / real[k]
         row["bone_error_ratio"] = row["bone_error"] / real["bone_error"]
+        if name.startswith("vqgpt"):
+            row["vq_recon_cm"] = vq_reconstruction_cm(model, [m for _, m in test])
         label = name if args.temperature == 1.0 else f"{name} T={args.temperature:g}"
         rows[label] = row
         run_id = extra.get("run_id")
@@ -372,7 +388,8 @@ def cmd_measure(args) -> None:
             rows[k][f"{m}_ratio"] = rows[k][m] / real[m]
         rows[k]["bone_error_ratio"] = rows[k]["bone_error"] / real["bone_error"]
     cols = ["speed_cm_s_ratio", "speed_lp_cm_s_ratio", "acc_cm_s2_ratio", "still_fraction", "bone_error",
-            "bone_error_ratio", "diversity_cm_ratio", "nn_train_cm_ratio", "x_real_time", "train_s"]
+            "bone_error_ratio", "diversity_cm_ratio", "nn_train_cm_ratio", "vq_recon_cm", "x_real_time",
+            "train_s"]
     print("| | " + " | ".join(cols) + " |")
     for name, r in rows.items():
         print(f"| {name} | " + " | ".join(f"{r.get(c, float('nan')):.3g}" for c in cols) + " |")
