@@ -21,6 +21,7 @@ functions, to be replaced by the project's realism metrics when they land).
     python benchmarks/families.py train vqgpt --budget-s 600
     python benchmarks/families.py train acrnn --budget-s 600
     python benchmarks/families.py measure vqgpt acrnn --seeds 0 1 2 --json outputs/families/table.json
+    python benchmarks/families.py speed vqgpt
     python benchmarks/families.py render vqgpt --out docs/images/vqgpt_frames.png
 
 Weights go to outputs/families/<candidate>.pt (git-ignored).
@@ -398,6 +399,26 @@ def cmd_measure(args) -> None:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
+def cmd_speed(args) -> None:
+    """Seconds to generate a 60 s song on one thread (median of repeats), and x real time."""
+    from melodance.features.pipeline import load_features
+    from melodance.models.vqgpt import song_arrays
+
+    torch.set_num_threads(1)
+    fs = load_features(args.features)
+    cond = np.concatenate([c for c, _ in song_arrays(fs, "test")])[:int(60 * FPS)]
+    for name in args.candidates:
+        model, _ = load_candidate(name)
+        model.generate(cond[:100], seed=0)  # warm-up
+        times = []
+        for r in range(args.repeat):
+            t0 = time.perf_counter()
+            model.generate(cond, seed=r)
+            times.append(time.perf_counter() - t0)
+        med = float(np.median(times))
+        print(f"{name}: 60 s song in {med:.2f} s (median of {args.repeat}) = {60 / med:.0f}x real time")
+
+
 def cmd_render(args) -> None:
     """Frames of a generated dance beside the real one on a test song, as one PNG."""
     import cv2
@@ -444,6 +465,9 @@ def main(argv=None) -> None:
     m.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     m.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     m.add_argument("--json")
+    sp = sub.add_parser("speed")
+    sp.add_argument("candidates", nargs="+")
+    sp.add_argument("--repeat", type=int, default=5)
     r = sub.add_parser("render")
     r.add_argument("candidate")
     r.add_argument("--out", required=True)
@@ -453,7 +477,7 @@ def main(argv=None) -> None:
     r.add_argument("--every-s", type=float, default=0.4)
     r.add_argument("--n", type=int, default=6)
     args = p.parse_args(argv)
-    {"train": cmd_train, "measure": cmd_measure, "render": cmd_render}[args.cmd](args)
+    {"train": cmd_train, "measure": cmd_measure, "speed": cmd_speed, "render": cmd_render}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -137,17 +137,21 @@ class MotionVQVAE(nn.Module):
         return self.decode_codes(self.vq.get_codes_from_indices(tokens))
 
 
-def _rotate(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Rotary position embedding of x [B, h, n, hd] at absolute token positions pos [n].
+def rope_table(pos: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary position angles for token positions pos [n]: (cos, sin), each [n, head_dim / 2].
 
     Attention scores then depend only on the distance between tokens, so a window
     that slides along a song sees the same thing wherever it is. Angles in float64:
     positions run to thousands of tokens on long songs.
     """
-    hd = x.shape[-1]
-    freqs = 10000.0 ** (-torch.arange(0, hd, 2, dtype=torch.float64) / hd)
-    ang = pos.to(torch.float64)[:, None] * freqs                      # [n, hd/2]
-    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    freqs = 10000.0 ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    ang = pos.to(torch.float64)[:, None] * freqs
+    return ang.cos().float(), ang.sin().float()
+
+
+def _rotate(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rotate pairs of channels of x [B, h, n, hd] by the angles of ``rope_table``."""
+    cos, sin = rope
     x1, x2 = x[..., 0::2], x[..., 1::2]
     return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
 
@@ -162,11 +166,11 @@ class Block(nn.Module):
         self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
         self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d), nn.Dropout(dropout))
 
-    def attend(self, x: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor | None,
+    def attend(self, x: torch.Tensor, rope: tuple, mask: torch.Tensor | None,
                cache: dict | None, window: int) -> torch.Tensor:
         B, n, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(B, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        q, k = _rotate(q, pos), _rotate(k, pos)
+        q, k = _rotate(q, rope), _rotate(k, rope)
         if cache is not None:  # one new token: keep the last `window` keys and values
             if "k" in cache:
                 k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
@@ -176,8 +180,8 @@ class Block(nn.Module):
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, n, d))
 
-    def forward(self, x, pos, mask=None, cache=None, window=0):
-        x = x + self.attend(x, pos, mask, cache, window)
+    def forward(self, x, rope, mask=None, cache=None, window=0):
+        x = x + self.attend(x, rope, mask, cache, window)
         return x + self.mlp(self.ln2(x))
 
 
@@ -226,17 +230,18 @@ class MusicGPT(nn.Module):
         i, j = pos[:, None], pos[None, :]
         mask = (j <= i) & (i - j < self.cfg.context)
         x = self.drop(self.tok(prev_tokens) + music)
+        rope = rope_table(pos, self.cfg.gpt_dim // self.cfg.gpt_heads)
         for blk in self.blocks:
-            x = blk(x, pos, mask)
+            x = blk(x, rope, mask)
         return self.head(self.ln(x))
 
     def step(self, prev_token: torch.Tensor, music: torch.Tensor, pos: int,
              caches: list[dict]) -> torch.Tensor:
         """One position with the rolling cache: prev_token [1], music [d] -> logits [codes]."""
         x = (self.tok(prev_token) + music).view(1, 1, -1)
-        p = torch.tensor([pos])
+        rope = rope_table(torch.tensor([pos]), self.cfg.gpt_dim // self.cfg.gpt_heads)
         for blk, cache in zip(self.blocks, caches, strict=True):
-            x = blk(x, p, None, cache, self.cfg.context)
+            x = blk(x, rope, None, cache, self.cfg.context)
         return self.head(self.ln(x))[0, 0]
 
 
