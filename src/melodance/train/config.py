@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from melodance.params import Section
+
+Device = Literal["auto", "cpu", "cuda"]
 
 
 class TrainConfig(Section):
@@ -18,6 +22,21 @@ class TrainConfig(Section):
     threads: int = 1              # torch CPU threads (2 lose badly when the other core is busy)
     use_tuned: bool = False       # take model/train values from the tune stage's best_params.json
     checkpoint_dir: str = "outputs/checkpoints"
+    device: Device = "auto"       # auto: a GPU when there is one (recorded; see resolve_device)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without one is an error.
+
+    Today both trained families still train on the CPU (the LSTM loop and ``vqgpt.fit``
+    take no device yet); the resolved device is recorded in the MLflow run."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device is 'cuda' but torch sees no GPU (use auto or cpu)")
+    return device
 
 
 def apply_overrides(params: dict, model_cfg, train_cfg: TrainConfig):
