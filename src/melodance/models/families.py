@@ -50,6 +50,25 @@ REGISTRY: dict[str, Family] = {f.name: f for f in (
 assert tuple(REGISTRY) == FAMILIES, "models/config.py FAMILIES and the registry disagree"
 
 
+MAX_SEED = 2**31 - 1
+"""Largest sampling seed (torch generators take 64 bits; 31 keep every client's int type safe)."""
+
+
+def check_seed(value, name: str = "seed") -> int:
+    """A sampling seed: an integer in [0, MAX_SEED]; an integral float (3.0) is taken, booleans,
+    text and fractions are refused (ValueError naming ``name``)."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}: expected an integer, got {type(value).__name__}")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise ValueError(f"{name}: expected an integer, got {value:.6g}")
+    v = int(value)
+    if not 0 <= v <= MAX_SEED:
+        raise ValueError(f"{name}: must be in [0, {MAX_SEED}], got {v}")
+    return v
+
+
 def family(name: str) -> Family:
     try:
         return REGISTRY[name]

@@ -83,13 +83,16 @@ def register(sub) -> None:
 
 
 def _seed(text: str) -> int:
-    from melodance.serve.predict import RequestError, parse_seed
+    from melodance.models.families import check_seed
 
     try:
-        return parse_seed(int(text), "--seed")
-    except (ValueError, RequestError) as e:
-        raise argparse.ArgumentTypeError(str(e) if isinstance(e, RequestError)
-                                         else f"expected an integer, got {text[:20]!r}") from None
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text[:20]!r}") from None
+    try:
+        return check_seed(value, "--seed")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _dance(args) -> int:

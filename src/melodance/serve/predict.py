@@ -37,6 +37,8 @@ import tempfile
 
 import numpy as np
 
+from melodance.models.families import check_seed
+
 MAX_DURATION_S = 600.0
 """Longest song (or span) served, seconds: 10 minutes = 15000 frames."""
 MAX_SONG_S = 3600.0
@@ -50,8 +52,6 @@ larger value is no song's, and one near float32's limit overflows the
 normalisation into NaN."""
 MAX_ABS_ROOT_CM = 1e5
 """Largest root start coordinate, cm (1 km)."""
-MAX_SEED = 2**31 - 1
-"""Largest sampling seed (torch generators take 64 bits; 31 keep every client's int type safe)."""
 
 
 class RequestError(ValueError):
@@ -189,17 +189,12 @@ def predict(bundle, req) -> dict:
 
 
 def parse_seed(x, name: str = "seed") -> int:
-    """A sampling seed: an integer in [0, MAX_SEED] (an integral float such as 3.0 is taken;
-    booleans, text and fractions are refused)."""
-    v = _scalar(x, name)
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise RequestError(f"{name}: expected an integer, got {type(v).__name__}")
-    if isinstance(v, float) and not (math.isfinite(v) and v.is_integer()):
-        raise RequestError(f"{name}: expected an integer, got {v:.6g}")
-    v = int(v)
-    if not 0 <= v <= MAX_SEED:
-        raise RequestError(f"{name}: must be in [0, {MAX_SEED}], got {v}")
-    return v
+    """A sampling seed (:func:`melodance.models.families.check_seed`): an integer in
+    [0, MAX_SEED]."""
+    try:
+        return check_seed(_scalar(x, name), name)
+    except ValueError as e:
+        raise RequestError(str(e)) from None
 
 
 def _root_start(x) -> np.ndarray:

@@ -45,11 +45,21 @@ def apply_overrides(params: dict, model_cfg, train_cfg: TrainConfig):
     Returns ``(model_cfg, train_cfg, window)``; ``window`` (frames) is None when not given.
     """
     over: dict[str, dict] = {"model": {}, "train": {}, "features": {}}
+    nested: dict[str, dict] = {}   # model.vqgpt.lr -> {"vqgpt": {"lr": ...}}
     for key, value in params.items():
         section, _, name = key.partition(".")
         if section not in over:
             raise ValueError(f"{key!r} is not a model.*, train.* or features.window setting")
+        if section == "model" and "." in name:
+            group, _, field = name.partition(".")
+            nested.setdefault(group, {})[field] = value
+            continue
         over[section][name] = value
+    for group, values in nested.items():
+        base = getattr(model_cfg, group, None)
+        if not isinstance(base, dict):
+            raise ValueError(f"model.{group}.* cannot be tuned (model.{group} is not a settings group)")
+        over["model"][group] = {**base, **values}
     unknown = set(over["features"]) - {"window"}
     if unknown:
         raise ValueError(f"features.{unknown.pop()} cannot be tuned (only features.window)")
