@@ -209,11 +209,12 @@ def check_outputs(train_dir: str | Path) -> tuple[dict, dict]:
     return run, metrics
 
 
-def load_configs(params_path, tuned_path: Path | None = None
+def load_configs(params_path, tuned_path: Path | None = None, use_tuned: bool | None = None
                  ) -> tuple[ModelConfig, TrainConfig, int | None]:
     """The ``model`` and ``train`` sections; with ``train.use_tuned``, overridden by the
     tune stage's best parameters. Returns ``(model_cfg, train_cfg, window)``, where
-    ``window`` is the tuned window length in frames (None: the features' own)."""
+    ``window`` is the tuned window length in frames (None: the features' own). ``use_tuned``
+    overrides ``train.use_tuned`` (None: the file's)."""
     import json
 
     from melodance.params import load_section
@@ -221,6 +222,8 @@ def load_configs(params_path, tuned_path: Path | None = None
 
     model_cfg = load_section("model", ModelConfig, params_path)
     cfg = load_section("train", TrainConfig, params_path)
+    if use_tuned is not None:
+        cfg = TrainConfig.model_validate({**cfg.model_dump(), "use_tuned": use_tuned})
     if not cfg.use_tuned:
         return model_cfg, cfg, None
     if tuned_path is None or not Path(tuned_path).is_file():
