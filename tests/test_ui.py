@@ -74,6 +74,9 @@ def test_api_errors_in_words_and_server_stays_up(ui_url):
     assert status == 400 and "no song" in body["error"]
     status, body = _call(ui_url + "api/dance", {"audio_base64": "AAAA", "start_s": "-3"})
     assert status == 400 and "start must be >= 0" in body["error"]
+    for bad in ("-1", "1.5", "abc", 2**31, True):
+        status, body = _call(ui_url + "api/dance", {"audio_base64": "AAAA", "seed": bad})
+        assert status == 400 and body["error"].startswith("seed:"), body
     status, body = _call(ui_url + "api/compare", {"sequence": "DANCE_X_9"})
     assert status == 400 and "no sequence 'DANCE_X_9'" in body["error"]
     assert _call(ui_url + "api/jobs/nope")[0] == 404

@@ -99,7 +99,7 @@ def run_ablations(data_dir: Path, out_dir: Path, budget_name: str = "small",
             members = unique[key]
             fs = feature_sets[_features_tag(over)]
             model_cfg = ModelConfig.model_validate({
-                **base_model.model_dump(), "variant": over["model.variant"],
+                **base_model.model_dump(), "family": "lstm", "variant": over["model.variant"],
                 "hidden_size": budget.hidden_size})
             cfg = TrainConfig.model_validate({**train_cfg.model_dump(), "seed": seed})
             tags = {f"melodance.ablation.{m.ablation}": m.name for m in members}

@@ -18,6 +18,8 @@ def register(sub) -> None:
     )
     p.add_argument("--features", default="outputs/features", help="feature stage output folder")
     p.add_argument("--model", default="outputs/train/model.pt", help="trained model bundle")
+    p.add_argument("--seed-model", default=None,
+                   help="a bundle of the seed's variant d (the train_seed stage), scored as row seed_d")
     p.add_argument("--out", default="outputs/evaluate", help="output folder")
     p.add_argument("--params", default="params.yaml", help="params file (section evaluate)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
@@ -36,7 +38,8 @@ def _evaluate(args) -> int:
     cfg = load_section("evaluate", EvaluateConfig, args.params)
     gate = load_section("register", RegisterConfig, args.params)
     run_evaluation(Path(args.features), Path(args.model), Path(args.out), cfg,
-                   log_mlflow=not args.no_mlflow, gate=gate)
+                   log_mlflow=not args.no_mlflow, gate=gate,
+                   seed_model=Path(args.seed_model) if args.seed_model else None)
     print((Path(args.out) / "table.md").read_text(), end="")
     print(json.dumps({"gate": json.loads((Path(args.out) / "metrics.json").read_text()).get("gate")},
                      indent=1))

@@ -4,8 +4,11 @@ Every metric is computed for four rows (:data:`ROWS`): the model; a real
 reference (training dances of the split's styles, as many clips as the split
 has: what a real dance that is not the test dance scores); the retrieval
 baseline (:mod:`melodance.models.retrieval`, fitted here in well under a
-second); the mean training pose standing still. Distances are against the
-split's real dances, with bootstrap intervals. Definitions: docs/metrics.md.
+second); the mean training pose standing still. With ``seed_model`` (the
+``train_seed`` stage: the seed's variant d), a fifth row ``seed_d`` scores it
+the same way, so a new family is compared with the reproduction. Distances are
+against the split's real dances, with bootstrap intervals. Definitions:
+docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -53,6 +56,13 @@ def _nanmean(values) -> float:
 
 
 ROWS = ("model", "real_reference", "retrieval", "mean_pose")
+SEED_ROW = "seed_d"
+"""The optional row of the seed's variant d (``melodance evaluate --seed-model``)."""
+
+
+def result_rows(result: dict) -> tuple[str, ...]:
+    """The rows a result holds: :data:`ROWS`, and ``seed_d`` when it was scored."""
+    return ROWS + ((SEED_ROW,) if SEED_ROW in result else ())
 """The rows of the evaluation table, in order (docs/metrics.md)."""
 
 
@@ -222,8 +232,9 @@ def retrieval_bundle(fs):
 
 
 def score_rows(fs, bundle, split: str, cfg: EvaluateConfig, intervals: bool = True,
-               rows: tuple[str, ...] = ROWS, retrieval=None) -> dict:
-    """Every row of the table for ``split``: {row: metrics}, plus the real values used."""
+               rows: tuple[str, ...] = ROWS, retrieval=None, others: dict | None = None) -> dict:
+    """Every row of the table for ``split``: {row: metrics}, plus the real values used.
+    ``others``: {row name: bundle} of further models scored like the model."""
     names = fs.split.get(split) or []
     if not names:
         raise ValueError(f"features: split {split!r} is empty")
@@ -239,6 +250,8 @@ def score_rows(fs, bundle, split: str, cfg: EvaluateConfig, intervals: bool = Tr
         sets["retrieval"] = (generated_dances(fs, names, retrieval or retrieval_bundle(fs), fps), truth)
     if "mean_pose" in rows:
         sets["mean_pose"] = (mean_pose_dances(fs, names, fps), truth)
+    for row, other in (others or {}).items():
+        sets[row] = (generated_dances(fs, names, other, fps), truth)
     out = {row: score_set(d, ref, cfg, fps, t, intervals) for row, (d, t) in sets.items()}
     out["real"] = {**{f"{k}": round(v, 4) for k, v in ref.motion.items()},
                    "still_threshold_cm_s": round(ref.still_cm_s, 3),
@@ -249,7 +262,7 @@ def score_rows(fs, bundle, split: str, cfg: EvaluateConfig, intervals: bool = Tr
 
 
 def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, cfg: EvaluateConfig,
-                   *, log_mlflow: bool = True, gate=None) -> dict:
+                   *, log_mlflow: bool = True, gate=None, seed_model: Path | None = None) -> dict:
     from melodance.features.pipeline import load_features
     from melodance.models.bundle import DanceBundle
 
@@ -261,7 +274,8 @@ def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, cfg: Eva
     t0 = time.perf_counter()
     retrieval = retrieval_bundle(fs)
     fit_s = time.perf_counter() - t0
-    result = score_rows(fs, bundle, cfg.split, cfg, retrieval=retrieval)
+    others = {SEED_ROW: DanceBundle.load(seed_model)} if seed_model is not None else None
+    result = score_rows(fs, bundle, cfg.split, cfg, retrieval=retrieval, others=others)
     dances = result.pop("_dances")
     model, truth = dances["model"], dances["truth"]
     result["real"]["retrieval_fit_s"] = round(fit_s, 3)
@@ -272,15 +286,16 @@ def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, cfg: Eva
     result.update(music_validity(fs, fs.split[cfg.split], model, truth, fps, cfg))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    rows = result_rows(result)
     headline = {row: {m: _round(v) for m, v in result[row].items() if m in HEADLINE}
-                for row in ROWS}
+                for row in rows}
     if "gate" in result:  # the scores only; floors and the metrics behind them: all_metrics.json
         headline["gate"] = {row: g["score"] for row, g in result["gate"]["scores"].items()}
         headline["gate"]["prefers_retrieval"] = result["gate"].get("prefers_retrieval")
     io.write_json(out_dir / "metrics.json", finite(headline))
     io.write_json(out_dir / "all_metrics.json", finite(
-        {**{row: {m: _round(v) for m, v in result[row].items()} for row in ROWS},
-         **{k: result[k] for k in result if k not in ROWS}}))
+        {**{row: {m: _round(v) for m, v in result[row].items()} for row in rows},
+         **{k: result[k] for k in result if k not in rows}}))
     io.write_text(out_dir / "per_sequence.csv", per_sequence_csv(model, truth, fps, cfg))
     io.write_text(out_dir / "table.md", markdown_table(result))
     if log_mlflow:
@@ -330,7 +345,7 @@ def markdown_table(result: dict) -> str:
 
     lines = ["| row | " + " | ".join(h for _, h, _ in TABLE) + " |",
              "|---|" + "---|" * len(TABLE)]
-    for name in ROWS:
+    for name in result_rows(result):
         lines.append(f"| {name.replace('_', ' ')} | "
                      + " | ".join(cell(result[name], k, f) for k, _, f in TABLE) + " |")
     return "\n".join(lines) + "\n"
@@ -386,7 +401,8 @@ def per_sequence_csv(model: list[Dance], truth: list[Dance], fps: float, cfg) ->
 
 def _log(result: dict, bundle, out_dir: Path, cfg: EvaluateConfig) -> None:
     train_run = (bundle.extra or {}).get("run_id")
-    flat = {f"{cfg.split}.{row}.{m}": float(v) for row in ROWS for m, v in result[row].items()
+    flat = {f"{cfg.split}.{row}.{m}": float(v) for row in result_rows(result)
+            for m, v in result[row].items()
             if isinstance(v, int | float) and np.isfinite(v)}
     flat.update({f"{cfg.split}.validity.{k}.{m}": v for k, r in result["validity"].items()
                  for m, v in r.items() if m != "verdict"})

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from melodance.models.config import ModelConfig
+from melodance.models.families import model_class
 from melodance.models.lstm import DanceModel
 
 FORMAT = "melodance-bundle-2"
@@ -60,18 +61,9 @@ def _normalizer_dict(d: dict) -> dict:
     return out
 
 
-def model_class(variant: str | None):
-    """The class that rebuilds a saved model: the dispatch point between model families."""
-    if variant == "retrieval":
-        from melodance.models.retrieval import RetrievalModel
-
-        return RetrievalModel
-    return DanceModel
-
-
 @dataclass
 class DanceBundle:
-    model: DanceModel  # or any model with the same generate/dims interface (RetrievalModel)
+    model: DanceModel  # or any family's model with the same interface (models/families.py)
     normalizers: dict            # "music", "temporal", "motion" -> features.normalize.Normalizer
     features_meta: dict          # features.pipeline.FeatureSet.meta (config, groups, fps, dims)
     extra: dict = field(default_factory=dict)  # e.g. the MLflow run id and metrics of training
@@ -116,8 +108,8 @@ class DanceBundle:
         if not isinstance(payload, dict) or payload.get("format") not in READABLE_FORMATS:
             raise ValueError(f"{path}: not a melodance model bundle")
         try:
-            model = model_class(payload["model_config"].get("variant"))(
-                ModelConfig(**payload["model_config"]), *payload["dims"])
+            cfg = ModelConfig(**payload["model_config"])
+            model = model_class(cfg)(cfg, *payload["dims"])
             model.load_state_dict(payload["state_dict"])
             norms = {k: Normalizer.from_dict(_normalizer_dict(v))
                      for k, v in payload["normalizers"].items()}
@@ -127,24 +119,38 @@ class DanceBundle:
         model.eval()
         return cls(model, norms, payload["features_meta"], payload.get("extra") or {})
 
-    def generate_features(self, music: np.ndarray, temporal: np.ndarray) -> np.ndarray:
-        """Raw (unnormalised) music [T, Dm] and temporal [T, 3] -> raw motion features [T, Dmo]."""
+    @property
+    def family(self) -> str:
+        return self.model.cfg.family
+
+    def generate_features(self, music: np.ndarray, temporal: np.ndarray,
+                          seed: int | None = None) -> np.ndarray:
+        """Raw (unnormalised) music [T, Dm] and temporal [T, 3] -> raw motion features [T, Dmo].
+
+        ``seed`` picks one of the dances a generative family can give (same seed, same
+        dance; None: seed 0); deterministic families give their one dance for any seed."""
         if music.ndim != 2 or music.shape[1] != self.model.music_dim:
             raise ValueError(f"music features must be [frames, {self.model.music_dim}], "
                              f"got {list(music.shape)}")
         if temporal.shape != (music.shape[0], self.model.temporal_dim):
             raise ValueError(f"temporal indexes must be [{music.shape[0]}, "
                              f"{self.model.temporal_dim}], got {list(temporal.shape)}")
+        if getattr(self.model, "raw_io", False):  # the family standardises its own inputs
+            return self.model.generate_raw(np.asarray(music, np.float32),
+                                           np.asarray(temporal, np.float32),
+                                           seed=0 if seed is None else int(seed))
         m = torch.from_numpy(self.normalizers["music"].transform(music).astype(np.float32))
         t = torch.from_numpy(self.normalizers["temporal"].transform(temporal).astype(np.float32))
         out = self.model.generate(m, t).numpy()
         return self.normalizers["motion"].inverse_transform(out)
 
     def generate(self, music: np.ndarray, temporal: np.ndarray,
-                 root_start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Raw music and temporal features -> (joints [T, 23, 3] root-relative cm, root [T, 3] cm)."""
+                 root_start: np.ndarray | None = None,
+                 seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Raw music and temporal features -> (joints [T, 23, 3] root-relative cm, root [T, 3] cm);
+        ``seed`` as in :meth:`generate_features`."""
         from melodance.features.motion import motion_from_features
 
-        feats = self.generate_features(music, temporal)
+        feats = self.generate_features(music, temporal, seed=seed)
         start = np.zeros(3, np.float32) if root_start is None else root_start
         return motion_from_features(feats, start)

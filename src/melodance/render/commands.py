@@ -45,6 +45,9 @@ def register(sub) -> None:
     p.add_argument("--no-ge-check", dest="ge_check", action="store_false",
                    help="check the video with the same bounds evaluated directly instead of the "
                    "Great Expectations output suite (about 3 s faster)")
+    p.add_argument("--seed", type=_seed, default=None, metavar="N",
+                   help="sampling seed of a generative model: the same seed gives the same dance, "
+                   "another seed another dance (default 0; deterministic models ignore it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--allow-still", action="store_true",
                    help="write the video even when the dance stands still (more than 25 %% of its "
@@ -79,6 +82,19 @@ def register(sub) -> None:
     p.set_defaults(func=_render)
 
 
+def _seed(text: str) -> int:
+    from melodance.models.families import check_seed
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text[:20]!r}") from None
+    try:
+        return check_seed(value, "--seed")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _dance(args) -> int:
     import sys
 
@@ -89,10 +105,11 @@ def _dance(args) -> int:
     res = dance(args.song, args.out, args.model, start_s=args.start, duration_s=args.duration,
                 motion_out=args.motion_out, view=View(width=w, height=h),
                 progress=not args.no_progress, preset=args.preset, ge_check=args.ge_check,
-                allow_still=args.allow_still)
+                allow_still=args.allow_still, seed=args.seed)
     v = res["video"]
     print(f"{args.out}: {res['frames']} frames ({res['seconds']:.2f} s from "
-          f"{res['start_s']:.2f} s of {args.song}), model {res['model']}; audio "
+          f"{res['start_s']:.2f} s of {args.song}), model {res['model']}"
+          f"{'' if args.seed is None else f', seed {args.seed}'}; audio "
           f"{v['audio_s']:.3f} s, video {v['video_s']:.3f} s", file=sys.stderr)
     t = res["timings"]
     print("seconds: " + ", ".join(f"{k.removesuffix('_s')} {s:.2f}" for k, s in t.items()),

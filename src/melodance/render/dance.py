@@ -238,7 +238,7 @@ def staged_outputs(files: list[Path]):
             shutil.rmtree(d, ignore_errors=True)
 
 
-def generate(bundle, music, temporal, root_start=None):
+def generate(bundle, music, temporal, root_start=None, seed: int | None = None):
     """``bundle.generate`` on one torch thread.
 
     A batch of one runs the LSTM step by step: each step is too small to
@@ -251,7 +251,7 @@ def generate(bundle, music, temporal, root_start=None):
     prev = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return bundle.generate(music, temporal, root_start)
+        return bundle.generate(music, temporal, root_start, seed=seed)
     finally:
         torch.set_num_threads(prev)
 
@@ -266,7 +266,7 @@ def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
           start_s: float = 0.0, duration_s: float | None = None,
           motion_out: list[str | Path] | tuple = (), *, view=None, progress: bool = True,
           preset: str = "veryfast", ge_check: bool = True, bundle=None,
-          label: str | None = None, allow_still: bool = False) -> dict:
+          label: str | None = None, allow_still: bool = False, seed: int | None = None) -> dict:
     """Generate a dance for a song (or a span of it) and write its video.
 
     Args:
@@ -284,6 +284,8 @@ def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
         bundle, label: an already loaded model (then ``model`` is ignored).
         allow_still: write the video even when the dance stands still (the still
             rule, :func:`melodance.render.checks.still_check`, refuses it otherwise).
+        seed: picks one of the dances a generative model gives (same seed, same dance;
+            None: 0); deterministic models ignore it.
 
     Returns:
         A summary: frames, seconds, model label, span, files written, the
@@ -320,7 +322,7 @@ def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
 
     t = time.perf_counter()
     with _bar(progress, n, "generate") as bar:
-        joints, root = generate(bundle, feats["music"], feats["temporal"])
+        joints, root = generate(bundle, feats["music"], feats["temporal"], seed=seed)
         bar.update(n)
     timings["generate_s"] = time.perf_counter() - t
     from melodance.render.checks import MAX_STILL_FRACTION, still_check
@@ -349,7 +351,7 @@ def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
     facts["path"] = str(out)
     written = files
     timings["total_s"] = time.perf_counter() - t0
-    return {"song": str(song), "model": label, "start_s": start_s, "frames": n,
+    return {"song": str(song), "model": label, "seed": seed, "start_s": start_s, "frames": n,
             "seconds": n / fps, "files": [str(p) for p in written], "video": facts,
             "still_fraction": still_fraction,
             "timings": {k: round(v, 3) for k, v in timings.items()}}

@@ -10,6 +10,9 @@ Request fields (a JSON object under ``"inputs"`` at ``/invocations``):
   **with** ``temporal`` ``[frames, 3]``: the raw temporal indexes (beat phase,
   beat flag, frame index) of the same frames. The model normalises both itself.
 - optional ``root_start``: ``[3]`` world position of the root at frame 0 (cm).
+- optional ``seed``: an integer in ``[0, MAX_SEED]`` that picks one of the dances a
+  generative model can give (the same seed, the same dance; default 0). Deterministic
+  models give their one dance for every seed.
 
 Limits (each a :class:`RequestError`, HTTP 400, naming the field): a song of
 at most MAX_AUDIO_BYTES that decodes completely (a truncated file is refused,
@@ -33,6 +36,8 @@ import re
 import tempfile
 
 import numpy as np
+
+from melodance.models.families import check_seed
 
 MAX_DURATION_S = 600.0
 """Longest song (or span) served, seconds: 10 minutes = 15000 frames."""
@@ -119,7 +124,7 @@ def normalise_request(req) -> dict:
     return req
 
 
-FIELDS = ("audio_base64", "start_s", "duration_s", "music", "temporal", "root_start")
+FIELDS = ("audio_base64", "start_s", "duration_s", "music", "temporal", "root_start", "seed")
 
 
 def _short(name) -> str:
@@ -145,6 +150,7 @@ def predict(bundle, req) -> dict:
                            f"{', '.join(FIELDS)}")
     # Cheap checks first: a bad root_start is refused before any audio is decoded.
     root_start = None if req.get("root_start") is None else _root_start(req["root_start"])
+    seed = None if req.get("seed") is None else parse_seed(req["seed"], "seed")
     cfg = FeaturesConfig.model_validate(bundle.features_meta["config"])
     fps = cfg.fps
     max_frames = int(MAX_DURATION_S * fps)
@@ -172,7 +178,7 @@ def predict(bundle, req) -> dict:
     if len(music) > max_frames:
         raise RequestError(f"too long: {len(music)} frames ({len(music) / fps:.0f} s); "
                            f"the limit is {MAX_DURATION_S:.0f} s")
-    joints, root = bundle.generate(music, temporal, root_start)
+    joints, root = bundle.generate(music, temporal, root_start, seed=seed)
     joints, root = joints.astype(np.float32), root.astype(np.float32)
     if not (np.isfinite(joints).all() and np.isfinite(root).all()):
         # Never answer NaN (invalid JSON): features far outside the training range
@@ -180,6 +186,15 @@ def predict(bundle, req) -> dict:
         raise RequestError("the model produced non-finite values for these inputs (features "
                            "far outside the range seen in training?)")
     return {"joints": joints, "root": root, "fps": float(fps), "frames": int(len(joints))}
+
+
+def parse_seed(x, name: str = "seed") -> int:
+    """A sampling seed (:func:`melodance.models.families.check_seed`): an integer in
+    [0, MAX_SEED]."""
+    try:
+        return check_seed(_scalar(x, name), name)
+    except ValueError as e:
+        raise RequestError(str(e)) from None
 
 
 def _root_start(x) -> np.ndarray:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from melodance.models.config import FAMILIES, VARIANTS
+
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "train", help="train the selected model variant on the features (MLflow-tracked)",
-        description="Train the model selected by params.yaml `model.variant` on the feature set, "
+        "train", help="train the selected model family on the features (MLflow-tracked)",
+        description="Train the model selected by params.yaml `model.family` (and `model.variant` "
+        "for the LSTM family) on the feature set, "
         "log params, per-epoch train/validation curves, metrics and the model to MLflow, and "
         "write the DVC outputs (model bundle, metrics.json, history.csv). A killed training "
         "resumes from its last checkpoint when run again with the same settings.",
@@ -19,6 +22,12 @@ def register(sub) -> None:
     p.add_argument("--params", default="params.yaml", help="params file (sections model, train)")
     p.add_argument("--tuned", default="outputs/tune/best_params.json",
                    help="tuned parameters, used when train.use_tuned is true")
+    p.add_argument("--family", default=None, choices=FAMILIES,
+                   help="train this family instead of params.yaml's model.family")
+    p.add_argument("--variant", default=None, choices=VARIANTS,
+                   help="with --family lstm: this variant instead of params.yaml's model.variant")
+    p.add_argument("--no-tuned", action="store_true",
+                   help="ignore the tuned parameters (train.use_tuned): params.yaml's values")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_train)
 
@@ -26,11 +35,20 @@ def register(sub) -> None:
 def _train(args) -> int:
     from pathlib import Path
 
+    from melodance.models import ModelConfig
     from melodance.train.stage import load_configs, run_training
 
-    model_cfg, train_cfg, window = load_configs(args.params, Path(args.tuned))
+    model_cfg, train_cfg, window = load_configs(args.params, None if args.no_tuned else Path(args.tuned),
+                                                use_tuned=False if args.no_tuned else None)
+    if args.family or args.variant:
+        over = {k: v for k, v in (("family", args.family), ("variant", args.variant)) if v}
+        model_cfg = ModelConfig.model_validate({**model_cfg.model_dump(), **over})
     metrics = run_training(Path(args.features), Path(args.out), model_cfg, train_cfg,
                            window=window, progress=not args.no_progress)
+    if model_cfg.family == "vqgpt":
+        print(f"trained vqgpt: {metrics['vq_steps']} VQ-VAE + {metrics['gpt_steps']} GPT steps in "
+              f"{metrics['fit_s']:.0f} s, validation speed ratio {metrics.get('val_speed_ratio')}")
+        return 0
     if "best_epoch" not in metrics:  # a baseline fitted without training
         print(f"fitted {model_cfg.variant} in {metrics['fit_s']:.2f} s, "
               f"val metric_loss {metrics['val_metric_loss_per_frame']:.2f} cm/frame")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from melodance.params import Section
+
+Device = Literal["auto", "cpu", "cuda"]
 
 
 class TrainConfig(Section):
@@ -18,6 +22,21 @@ class TrainConfig(Section):
     threads: int = 1              # torch CPU threads (2 lose badly when the other core is busy)
     use_tuned: bool = False       # take model/train values from the tune stage's best_params.json
     checkpoint_dir: str = "outputs/checkpoints"
+    device: Device = "auto"       # auto: a GPU when there is one (recorded; see resolve_device)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without one is an error.
+
+    Today both trained families still train on the CPU (the LSTM loop and ``vqgpt.fit``
+    take no device yet); the resolved device is recorded in the MLflow run."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device is 'cuda' but torch sees no GPU (use auto or cpu)")
+    return device
 
 
 def apply_overrides(params: dict, model_cfg, train_cfg: TrainConfig):
@@ -26,11 +45,21 @@ def apply_overrides(params: dict, model_cfg, train_cfg: TrainConfig):
     Returns ``(model_cfg, train_cfg, window)``; ``window`` (frames) is None when not given.
     """
     over: dict[str, dict] = {"model": {}, "train": {}, "features": {}}
+    nested: dict[str, dict] = {}   # model.vqgpt.lr -> {"vqgpt": {"lr": ...}}
     for key, value in params.items():
         section, _, name = key.partition(".")
         if section not in over:
             raise ValueError(f"{key!r} is not a model.*, train.* or features.window setting")
+        if section == "model" and "." in name:
+            group, _, field = name.partition(".")
+            nested.setdefault(group, {})[field] = value
+            continue
         over[section][name] = value
+    for group, values in nested.items():
+        base = getattr(model_cfg, group, None)
+        if not isinstance(base, dict):
+            raise ValueError(f"model.{group}.* cannot be tuned (model.{group} is not a settings group)")
+        over["model"][group] = {**base, **values}
     unknown = set(over["features"]) - {"window"}
     if unknown:
         raise ValueError(f"features.{unknown.pop()} cannot be tuned (only features.window)")

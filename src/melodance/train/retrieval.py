@@ -1,4 +1,4 @@
-"""The train stage for ``model.variant: retrieval``: fit the database, write the same outputs.
+"""The train stage for ``model.family: retrieval``: fit the database, write the same outputs.
 
 The retrieval baseline (:mod:`melodance.models.retrieval`) is fitted in well
 under a second from the training split; this writes what the train stage
@@ -20,8 +20,9 @@ from melodance.train.config import TrainConfig
 
 
 def run_retrieval(fs, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, *,
-                  log_model: bool = True) -> dict:
-    """Fit, log to MLflow, write the stage outputs; return the summary metrics."""
+                  window: int | None = None, progress: bool = True, log_model: bool = True) -> dict:
+    """Fit, log to MLflow, write the stage outputs; return the summary metrics (``window`` and
+    ``progress`` are unused: nothing is trained)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -54,18 +54,24 @@ def summary_metrics(result: TrainResult) -> dict:
 
 def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig,
                  *, window: int | None = None, progress: bool = True, log_model: bool = True) -> dict:
-    """Train, log to MLflow, write the stage outputs; return the summary metrics."""
+    """Train the family ``model_cfg.family`` selects (models/families.py), log to MLflow,
+    write the stage outputs; return the summary metrics."""
     from melodance.features.pipeline import load_features
-    from melodance.models.bundle import DanceBundle
-    from melodance.train.plots import loss_curves
+    from melodance.models.families import train_function
 
     fs = load_features(features_dir)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    if model_cfg.variant == "retrieval":  # the one dispatch point: a baseline fitted, not trained
-        from melodance.train.retrieval import run_retrieval
+    return train_function(model_cfg)(fs, out_dir, model_cfg, cfg, window=window,
+                                     progress=progress, log_model=log_model)
 
-        return run_retrieval(fs, out_dir, model_cfg, cfg, log_model=log_model)
+
+def train_lstm(fs, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, *,
+               window: int | None = None, progress: bool = True, log_model: bool = True) -> dict:
+    """The LSTM family's train stage: epochs with checkpoints and exact resume."""
+    from melodance.models.bundle import DanceBundle
+    from melodance.train.plots import loss_curves
+
     key = config_key(model_cfg.model_dump(), cfg.model_dump(exclude={"threads"}), fs.meta,
                      window, tracking.data_hash())
     ckpt = Path(cfg.checkpoint_dir) / f"train-{key}.pt"
@@ -203,11 +209,12 @@ def check_outputs(train_dir: str | Path) -> tuple[dict, dict]:
     return run, metrics
 
 
-def load_configs(params_path, tuned_path: Path | None = None
+def load_configs(params_path, tuned_path: Path | None = None, use_tuned: bool | None = None
                  ) -> tuple[ModelConfig, TrainConfig, int | None]:
     """The ``model`` and ``train`` sections; with ``train.use_tuned``, overridden by the
     tune stage's best parameters. Returns ``(model_cfg, train_cfg, window)``, where
-    ``window`` is the tuned window length in frames (None: the features' own)."""
+    ``window`` is the tuned window length in frames (None: the features' own). ``use_tuned``
+    overrides ``train.use_tuned`` (None: the file's)."""
     import json
 
     from melodance.params import load_section
@@ -215,6 +222,8 @@ def load_configs(params_path, tuned_path: Path | None = None
 
     model_cfg = load_section("model", ModelConfig, params_path)
     cfg = load_section("train", TrainConfig, params_path)
+    if use_tuned is not None:
+        cfg = TrainConfig.model_validate({**cfg.model_dump(), "use_tuned": use_tuned})
     if not cfg.use_tuned:
         return model_cfg, cfg, None
     if tuned_path is None or not Path(tuned_path).is_file():

@@ -52,6 +52,10 @@ class TuneConfig(Section):
     heartbeat_s: int = 10         # RDB storage: heartbeat interval; stale after 2x + grace
     max_retry: int = 1            # re-run a trial whose worker died, this many times
     space: dict[str, Dim] = {}    # empty: default_space()
+    vqgpt_space: dict[str, Dim] = {}  # family vqgpt: its own space (model.vqgpt.*); empty: not tuned
+    vqgpt_scale: float = 0.25     # vqgpt trials train vq_epochs/gpt_epochs x this (the budget per trial)
 
-    def search_space(self) -> dict[str, Dim]:
+    def search_space(self, family: str = "lstm") -> dict[str, Dim]:
+        if family == "vqgpt":
+            return dict(self.vqgpt_space)
         return dict(self.space) or default_space()

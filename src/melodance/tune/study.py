@@ -71,9 +71,10 @@ def make_pruner(cfg: TuneConfig):
 
 
 def default_study_name(model_cfg: ModelConfig, cfg: TuneConfig, data_hash: str | None) -> str:
-    blob = json.dumps([model_cfg.variant, cfg.model_dump(exclude={"workers", "timeout_s"}),
+    name = "vqgpt" if model_cfg.family == "vqgpt" else model_cfg.variant
+    blob = json.dumps([name, model_cfg.vqgpt, cfg.model_dump(exclude={"workers", "timeout_s"}),
                        data_hash], sort_keys=True, default=str)
-    return f"melodance-{model_cfg.variant}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+    return f"melodance-{name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
 def suggest(trial, space: dict[str, Dim]) -> dict:
@@ -124,7 +125,6 @@ def run_worker(setup: Setup, worker_index: int = 0) -> None:
 
     from melodance.features.pipeline import load_features
     from melodance.params import load_section
-    from melodance.train.loop import fit
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg = load_section("tune", TuneConfig, setup.params_path)
@@ -137,7 +137,88 @@ def run_worker(setup: Setup, worker_index: int = 0) -> None:
                               pruner=make_pruner(cfg))
     if not is_url(cfg.storage):
         fail_dead_local_trials(study, cfg.max_retry)
-    space = cfg.search_space()
+    space = cfg.search_space(base_model.family)
+    if base_model.family == "vqgpt":
+        objective = _vqgpt_objective(setup, cfg, base_model, base_train, fs, space, worker_index)
+    else:
+        objective = _lstm_objective(setup, cfg, base_model, base_train, fs, space, worker_index)
+
+    done_states = (TrialState.COMPLETE, TrialState.PRUNED)
+
+    def enough(study, _trial) -> None:
+        done = len(study.get_trials(deepcopy=False, states=done_states))
+        failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+        if done >= cfg.n_trials or failed > cfg.n_trials:
+            study.stop()
+
+    if len(study.get_trials(deepcopy=False, states=done_states)) >= cfg.n_trials:
+        return
+    study.optimize(objective, timeout=cfg.timeout_s, callbacks=[enough],
+                   catch=(RuntimeError, ValueError, FloatingPointError))
+
+
+def _vqgpt_objective(setup: Setup, cfg: TuneConfig, base_model: ModelConfig,
+                     base_train: TrainConfig, fs, space: dict, worker_index: int):
+    """A trial trains the generative family for ``tune.vqgpt_scale`` of its epochs; the value is
+    the GPT's held-out token loss (validation split), reported every 50 steps for pruning."""
+    from dataclasses import replace
+
+    import optuna
+
+    from melodance.models import vqgpt
+    from melodance.models.generative import DEFAULT_LENGTH, resolve
+
+    frames = int(sum(len(fs.sequences[n].motion) for n in fs.split["train"]))
+
+    def objective(trial):
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        trial.set_user_attr("worker", worker_index)
+        params = suggest(trial, space)
+        m, t, _ = apply_overrides(params, base_model, base_train)
+        length = {k: float(m.vqgpt.get(k, d)) * cfg.vqgpt_scale for k, d in DEFAULT_LENGTH.items()}
+        m = ModelConfig.model_validate({**m.model_dump(), "vqgpt": {**m.vqgpt, **length}})
+        stored, vq_cfg = resolve(m, t.seed, frames)
+        # The validation token loss is measured every 50 GPT steps: at least two readings.
+        vq_cfg = replace(vq_cfg, gpt_steps=max(vq_cfg.gpt_steps, 100))
+        with tracking.stage_run("tune-trial", params={"trial": params, "model": stored.model_dump()},
+                                run_name=f"trial-{trial.number}",
+                                parent_run_id=setup.parent_run_id,
+                                tags={"melodance.trial": str(trial.number),
+                                      "melodance.study": setup.study_name,
+                                      "melodance.variant": "vqgpt", "melodance.family": "vqgpt"},
+                                killed_on=(optuna.TrialPruned,)):
+            curve: list[tuple[int, dict]] = []
+            best = [float("inf")]
+
+            def on_step(phase, step, elapsed_s, figures):
+                curve.append((step if phase == "vq" else vq_cfg.vq_steps + step,
+                              {f"{phase}_{k}": float(v) for k, v in figures.items()}))
+                if phase == "gpt" and "val_loss" in figures:
+                    best[0] = min(best[0], float(figures["val_loss"]))
+                    trial.report(float(figures["val_loss"]), step)
+                    if trial.should_prune():
+                        tracking.set_tags({"melodance.pruned_at_step": step})
+                        raise optuna.TrialPruned()
+
+            try:
+                vqgpt.fit(fs, vq_cfg, on_step=on_step)
+            finally:
+                tracking.log_history(curve)
+            if best[0] == float("inf"):
+                raise ValueError("no validation token loss: validation songs shorter than the "
+                                 "GPT's training window, or fewer than 50 GPT steps")
+            tracking.log_metrics({"best_val_loss": best[0]})
+        return best[0]
+
+    return objective
+
+
+def _lstm_objective(setup: Setup, cfg: TuneConfig, base_model: ModelConfig,
+                    base_train: TrainConfig, fs, space: dict, worker_index: int):
+    import optuna
+
+    from melodance.train.loop import fit
 
     def objective(trial):
         trial.set_user_attr("host", socket.gethostname())
@@ -174,18 +255,7 @@ def run_worker(setup: Setup, worker_index: int = 0) -> None:
             tracking.log_metrics({"best_val_loss": value})
         return value
 
-    done_states = (TrialState.COMPLETE, TrialState.PRUNED)
-
-    def enough(study, _trial) -> None:
-        done = len(study.get_trials(deepcopy=False, states=done_states))
-        failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-        if done >= cfg.n_trials or failed > cfg.n_trials:
-            study.stop()
-
-    if len(study.get_trials(deepcopy=False, states=done_states)) >= cfg.n_trials:
-        return
-    study.optimize(objective, timeout=cfg.timeout_s, callbacks=[enough],
-                   catch=(RuntimeError, ValueError, FloatingPointError))
+    return objective
 
 
 def run_tune(features_dir: Path, out_dir: Path, params_path: str = "params.yaml",
@@ -200,6 +270,10 @@ def run_tune(features_dir: Path, out_dir: Path, params_path: str = "params.yaml"
     model_cfg = load_section("model", ModelConfig, params_path)
     if model_cfg.variant in BASELINES:
         return baseline_tune(Path(out_dir), model_cfg.variant)
+    if not cfg.search_space(model_cfg.family):
+        return baseline_tune(Path(out_dir), model_cfg.family,
+                             f"model.family {model_cfg.family}: tune.vqgpt_space is empty, "
+                             "nothing to tune (the train stage uses params.yaml's values)")
     workers = workers or cfg.workers
     name = cfg.study_name or default_study_name(model_cfg, cfg, tracking.data_hash())
     storage = make_storage(cfg)
@@ -228,13 +302,14 @@ def run_tune(features_dir: Path, out_dir: Path, params_path: str = "params.yaml"
     return best
 
 
-def baseline_tune(out_dir: Path, variant: str) -> dict:
-    """A baseline without training (retrieval) has nothing to tune: empty outputs that say so."""
+def baseline_tune(out_dir: Path, variant: str, note: str | None = None) -> dict:
+    """A baseline without training (retrieval), or a family without a search space, has
+    nothing to tune: empty outputs that say so."""
     from melodance import io
 
     info = {"study": None, "trial": None, "value": None, "params": {}, "n_trials": 0,
             "n_complete": 0, "n_pruned": 0, "n_failed": 0,
-            "note": f"model.variant {variant} is fitted without training: nothing to tune"}
+            "note": note or f"model.variant {variant} is fitted without training: nothing to tune"}
     with io.atomic_dir(out_dir / "plots") as tmp:
         io.write_text(tmp / "README.txt", info["note"] + "\n")
     io.write_json(out_dir / "trials.json", [])

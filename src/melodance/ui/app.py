@@ -413,12 +413,13 @@ class UiApp:
 
     def submit_dance(self, body: dict) -> Job:
         """Start a dance for an uploaded song: ``audio_base64`` (+ ``filename``, ``start_s``,
-        ``duration_s``, ``model``: a model id of :meth:`models`)."""
+        ``duration_s``, ``seed``, ``model``: a model id of :meth:`models`)."""
         from melodance.serve.predict import MAX_AUDIO_BYTES, _sniff_suffix
 
         if not isinstance(body.get("audio_base64"), str) or not body["audio_base64"]:
             raise UiError("no song: choose or drop an audio file (mp3, wav, flac, ogg)")
         start_s, duration_s = _span(body)
+        seed = _seed(body)
         self.resolve_model(body.get("model"))  # an unknown id is refused now, not in the job
         if len(body["audio_base64"]) > MAX_AUDIO_BYTES * 4 // 3 + 4:
             raise UiError(f"song too large: the limit is {MAX_AUDIO_BYTES // 2**20} MiB")
@@ -432,12 +433,12 @@ class UiApp:
         job.audio_path = job.folder / f"song{_sniff_suffix(data)}"
         job.audio_path.write_bytes(data)
         del data
-        self._submit(job, self._dance, body.get("model"), name, start_s, duration_s)
+        self._submit(job, self._dance, body.get("model"), name, start_s, duration_s, seed)
         return job
 
     def submit_compare(self, body: dict) -> Job:
         """Start a comparison on a dataset sequence: ``sequence`` (+ ``start_s``, ``duration_s``,
-        ``model``)."""
+        ``seed``, ``model``)."""
         if self.data_dir is None:
             raise UiError("no dataset configured: start `melodance ui --data FOLDER`")
         name = body.get("sequence")
@@ -445,21 +446,22 @@ class UiApp:
             shown = repr(name)[:60] if isinstance(name, str) else "none"
             raise UiError(f"no sequence {shown} in the dataset (see /api/sequences)")
         start_s, duration_s = _span(body)
+        seed = _seed(body)
         self.resolve_model(body.get("model"))
         job = self._admit("compare")
         self._submit(job, self._compare, name, body.get("model"), start_s,
-                     duration_s or COMPARE_DEFAULT_S)
+                     duration_s or COMPARE_DEFAULT_S, seed)
         return job
 
     def _dance(self, job: Job, model_id: str | None, name: str, start_s: float,
-               duration_s: float | None) -> dict:
+               duration_s: float | None, seed: int = 0) -> dict:
         from melodance.serve.predict import predict
 
         job.step = "loading the model"
         bundle, label = self.bundle(model_id)
         job.step = "extracting the song's features and generating the dance"
         req = {"audio_base64": base64.b64encode(job.audio_path.read_bytes()).decode("ascii"),
-               "start_s": start_s}
+               "start_s": start_s, "seed": seed}
         if duration_s is not None:
             req["duration_s"] = duration_s
         with _one_thread():
@@ -469,13 +471,13 @@ class UiApp:
         _write_span_wav(job.folder / "audio.wav", job.audio_path, start_s, res["frames"] / res["fps"])
         job.motion = {"generated": (res["joints"], res["root"])}
         job.start_s, job.label = start_s, label
-        return {"fps": res["fps"], "frames": res["frames"], "start_s": start_s,
+        return {"fps": res["fps"], "frames": res["frames"], "start_s": start_s, "seed": seed,
                 "seconds": res["frames"] / res["fps"], "model": label, "song": name,
                 "panels": {"generated": motion_payload(res["joints"], res["root"])},
                 **_links(job)}
 
     def _compare(self, job: Job, name: str, model: str | None, start_s: float,
-                 duration_s: float) -> dict:
+                 duration_s: float, seed: int = 0) -> dict:
         from melodance.data.layout import read_sequence
         from melodance.features.config import FeaturesConfig
         from melodance.features.music import song_features
@@ -498,7 +500,8 @@ class UiApp:
         feats = song_features(seq.audio_path, song_start, n, cfg)
         job.step = "generating the dance"
         # The sequence's root start, so both dancers begin on the same spot of the floor.
-        req = {"music": feats["music"], "temporal": feats["temporal"], "root_start": gt_r[0]}
+        req = {"music": feats["music"], "temporal": feats["temporal"], "root_start": gt_r[0],
+               "seed": seed}
         with _one_thread():
             res = predict(bundle, req)
         job.step = "scoring"
@@ -509,7 +512,7 @@ class UiApp:
         _write_span_wav(job.folder / "audio.wav", seq.audio_path, song_start, n / fps)
         job.motion = {"ground_truth": (gt_j, gt_r), "generated": (res["joints"], res["root"])}
         job.start_s, job.label = song_start, label
-        return {"fps": fps, "frames": n, "start_s": start_s, "song_start_s": song_start,
+        return {"fps": fps, "frames": n, "start_s": start_s, "song_start_s": song_start, "seed": seed,
                 "seconds": n / fps, "model": label, "song": name, "metrics": metrics,
                 "panels": {"ground_truth": motion_payload(gt_j, gt_r),
                            "generated": motion_payload(res["joints"], res["root"])},
@@ -592,6 +595,24 @@ def _span(body: dict) -> tuple[float, float | None]:
     if duration is not None and not 1 <= duration <= MAX_DURATION_S:
         raise UiError(f"duration must be between 1 and {MAX_DURATION_S:g} s, got {duration:g}")
     return round(start * FPS) / FPS, duration
+
+
+def _seed(body: dict) -> int:
+    """The page's sampling seed (default 0): an integer in [0, MAX_SEED]."""
+    from melodance.models.families import check_seed
+
+    v = body.get("seed")
+    if v is None or v == "":
+        return 0
+    if isinstance(v, str):
+        text = v.strip()
+        if not re.fullmatch(r"[0-9]{1,10}", text):
+            raise UiError(f"seed: expected a whole number >= 0, got {v[:20]!r}")
+        v = int(text)
+    try:
+        return check_seed(v, "seed")
+    except ValueError as e:
+        raise UiError(str(e)) from None
 
 
 def _write_span_wav(path: Path, song: Path, start_s: float, duration_s: float) -> None:

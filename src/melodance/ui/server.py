@@ -6,9 +6,9 @@ Routes:
 - ``GET /api/models``, ``GET /api/sequences``: the model choices (by id) and the dataset's
   sequences (names only).
 - ``POST /api/dance`` (JSON: ``audio_base64``, ``filename``, ``start_s``, ``duration_s``,
-  ``model``) and ``POST /api/compare`` (JSON: ``sequence``, ``start_s``, ``duration_s``,
-  ``model``): start a job, answer ``{"id": ...}`` (202). ``model`` is an id listed by
-  ``/api/models``, never a path or a URI.
+  ``seed``, ``model``) and ``POST /api/compare`` (JSON: ``sequence``, ``start_s``,
+  ``duration_s``, ``seed``, ``model``): start a job, answer ``{"id": ...}`` (202).
+  ``model`` is an id listed by ``/api/models``, never a path or a URI.
 - ``GET /api/jobs/<id>``: its state, step, elapsed time, error or result.
 - ``GET /api/jobs/<id>/<file>``: ``audio.wav`` (the danced span of the song), ``dance.mp4``,
   ``motion.json``, ``motion.bvh`` (written on the first GET; a HEAD never writes).

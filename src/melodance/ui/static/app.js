@@ -116,7 +116,7 @@ async function submitDance(ev) {
   try { b64 = await readBase64(song); } catch (e) { showError(e.message); return; }
   await start("/api/dance", {
     audio_base64: b64, filename: song.name, model: $("model").value,
-    start_s: $("start").value, duration_s: $("duration").value,
+    start_s: $("start").value, duration_s: $("duration").value, seed: $("seed").value,
   });
 }
 
@@ -125,7 +125,7 @@ async function submitCompare(ev) {
   if (!$("sequence").value) { showError("no sequence to compare: start `melodance ui --data FOLDER`"); return; }
   await start("/api/compare", {
     sequence: $("sequence").value, model: $("model").value,
-    start_s: $("cmp-start").value, duration_s: $("cmp-duration").value,
+    start_s: $("cmp-start").value, duration_s: $("cmp-duration").value, seed: $("cmp-seed").value,
   });
 }
 

@@ -1,0 +1,520 @@
+"""A generative dance family: motion tokens (VQ-VAE) and a music-conditioned GPT over them.
+
+After Bailando (Li et al., CVPR 2022): a VQ-VAE turns motion into a sequence of
+discrete "dance moves" (one token per ``down`` frames), and a small causal
+transformer samples the next move from the moves so far and the music. Each
+sample is a different dance; the same seed gives the same dance.
+
+Shapes: frames T (25 fps), tokens N = T / down, motion dims Dmo (72, see
+features.motion), condition dims Dc (music + temporal indexes, 19).
+
+Why it does not jitter or stand still
+-------------------------------------
+- Regressing motion from music averages the many dances a song allows into
+  the mean pose. Sampling tokens keeps one of them.
+- The decoder upsamples with nearest-neighbour repeats followed by
+  convolutions, so every frame is a smooth blend of neighbouring tokens; its
+  loss also matches joint velocity and acceleration and the rigid bones'
+  lengths (in cm), which the plain reconstruction loss leaves loose.
+
+Long songs without seams
+------------------------
+The transformer uses rotary (relative) positions and is trained on windows
+cut anywhere in a sequence, its first input being the real preceding token.
+Generation slides a window of ``context`` tokens forward one token at a time,
+so the 1000th token is sampled exactly like the 10th. The decoder is a stack
+of local convolutions run over the whole token sequence at once, so no frame
+is ever stitched.
+
+Saved as plain tensors and plain dicts (``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+FORMAT = "melodance-vqgpt-1"
+
+
+@dataclass
+class VQGPTConfig:
+    """Sizes and training budget. Times in seconds, lengths in frames unless named."""
+
+    down: int = 4                 # frames per token (x4 temporal downsampling)
+    codes: int = 512              # codebook size
+    code_dim: int = 64            # token vector size
+    vq_width: int = 192           # conv channels of the VQ-VAE
+    vq_window: int = 64           # frames per VQ-VAE training window
+    vel_weight: float = 1.0       # decoder loss on frame-to-frame differences
+    acc_weight: float = 1.0       # ... on second differences
+    bone_weight: float = 0.5      # ... on rigid bone lengths (normalised by the data's spread)
+    gpt_dim: int = 192
+    gpt_depth: int = 4
+    gpt_heads: int = 4
+    context: int = 32             # tokens each attention layer sees (32 x 4 frames = 5.1 s)
+    music_lookahead: int = 2      # tokens of music after the current one the model may hear
+    dropout: float = 0.1
+    batch: int = 32
+    lr: float = 3e-4
+    vq_steps: int = 3000          # upper bounds; the time budgets usually end training first
+    gpt_steps: int = 4000
+    vq_budget_s: float = 300.0
+    gpt_budget_s: float = 300.0
+    temperature: float = 1.0      # sampling temperature of the next token
+    top_k: int = 0                # 0: sample from all codes
+    seed: int = 0
+    rigid_bones: list = field(default_factory=lambda: [[3, 4], [4, 5], [12, 13], [13, 14],
+                                                       [7, 8], [8, 9], [16, 17], [17, 18]])
+
+
+def _res_block(ch: int, dilation: int) -> nn.Module:
+    return _Residual(nn.Sequential(
+        nn.ReLU(), nn.Conv1d(ch, ch, 3, padding=dilation, dilation=dilation),
+        nn.ReLU(), nn.Conv1d(ch, ch, 1)))
+
+
+class _Residual(nn.Module):
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class MotionVQVAE(nn.Module):
+    """Normalised motion [B, T, Dmo] <-> tokens [B, T / down]."""
+
+    def __init__(self, cfg: VQGPTConfig, motion_dim: int):
+        super().__init__()
+        from vector_quantize_pytorch import VectorQuantize
+
+        w, n_down = cfg.vq_width, int(round(math.log2(cfg.down)))
+        if 2 ** n_down != cfg.down:
+            raise ValueError(f"down must be a power of 2, got {cfg.down}")
+        enc = [nn.Conv1d(motion_dim, w, 3, padding=1)]
+        for _ in range(n_down):
+            enc += [nn.ReLU(), nn.Conv1d(w, w, 4, stride=2, padding=1), _res_block(w, 1), _res_block(w, 3)]
+        enc += [nn.ReLU(), nn.Conv1d(w, cfg.code_dim, 3, padding=1)]
+        self.encoder = nn.Sequential(*enc)
+        # EMA codebook, k-means initialised, dead codes replaced by batch vectors:
+        # the usual cures for a codebook where a few codes do all the work. A batch
+        # holds about as many tokens as there are codes (1 use per code on average),
+        # so "dead" must mean well under 1: at 2 every code is reset every step and
+        # the codebook is just the last batch (no bottleneck while training).
+        self.vq = VectorQuantize(dim=cfg.code_dim, codebook_size=cfg.codes, decay=0.99,
+                                 kmeans_init=True, kmeans_iters=10, threshold_ema_dead_code=0.2,
+                                 commitment_weight=0.25)
+        dec = [nn.Conv1d(cfg.code_dim, w, 3, padding=1), _res_block(w, 3), _res_block(w, 1)]
+        for _ in range(n_down):
+            # Nearest repeat + conv, not a transposed conv: no checkerboard jitter.
+            dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv1d(w, w, 3, padding=1),
+                    _res_block(w, 3), _res_block(w, 1)]
+        dec += [nn.ReLU(), nn.Conv1d(w, motion_dim, 3, padding=1)]
+        self.decoder = nn.Sequential(*dec)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x [B, T, D] -> (quantised [B, N, C], tokens [B, N], commitment loss)."""
+        z = self.encoder(x.transpose(1, 2)).transpose(1, 2)
+        q, idx, commit = self.vq(z)
+        return q, idx, commit.sum()
+
+    def decode_codes(self, q: torch.Tensor) -> torch.Tensor:
+        """[B, N, C] -> [B, N * down, D]."""
+        return self.decoder(q.transpose(1, 2)).transpose(1, 2)
+
+    def decode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[B, N] -> [B, N * down, D]."""
+        return self.decode_codes(self.vq.get_codes_from_indices(tokens))
+
+
+def rope_table(pos: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary position angles for token positions pos [n]: (cos, sin), each [n, head_dim / 2].
+
+    Attention scores then depend only on the distance between tokens, so a window
+    that slides along a song sees the same thing wherever it is. Angles in float64:
+    positions run to thousands of tokens on long songs.
+    """
+    freqs = 10000.0 ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    ang = pos.to(torch.float64)[:, None] * freqs
+    return ang.cos().float(), ang.sin().float()
+
+
+def _rotate(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rotate pairs of channels of x [B, h, n, hd] by the angles of ``rope_table``."""
+    cos, sin = rope
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block whose attention sees the last ``window`` tokens only."""
+
+    def __init__(self, d: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d), nn.Dropout(dropout))
+
+    def attend(self, x: torch.Tensor, rope: tuple, mask: torch.Tensor | None,
+               cache: dict | None, window: int) -> torch.Tensor:
+        B, n, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(B, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q, k = _rotate(q, rope), _rotate(k, rope)
+        if cache is not None:  # one new token: keep the last `window` keys and values
+            if "k" in cache:
+                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k[:, :, -window:], v[:, :, -window:]
+            k, v = cache["k"], cache["v"]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(B, n, d))
+
+    def forward(self, x, rope, mask=None, cache=None, window=0):
+        x = x + self.attend(x, rope, mask, cache, window)
+        return x + self.mlp(self.ln2(x))
+
+
+class MusicGPT(nn.Module):
+    """Next-token logits from the previous tokens and the music around each token.
+
+    Sliding-window attention (each token attends to itself and the ``context - 1``
+    tokens before it, in every layer), trained on windows of ``2 * context`` tokens:
+    generation with a rolling key/value cache of ``context`` tokens then computes
+    exactly what training computed, at any distance into a song.
+    """
+
+    def __init__(self, cfg: VQGPTConfig, cond_dim: int):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.gpt_dim
+        self.tok = nn.Embedding(cfg.codes + 1, d)        # + 1: start of song
+        # Music per token: the `down` frames of conditions flattened, then a
+        # convolution that hears `music_lookahead` tokens ahead (dancers
+        # anticipate) and as many behind. No padding inside: callers pass the
+        # margin (pad_cond), so a training window and a whole song see the same.
+        k = 2 * cfg.music_lookahead + 1
+        self.music = nn.Sequential(nn.Linear(cond_dim * cfg.down, d), nn.GELU())
+        self.music_conv = nn.Conv1d(d, d, k)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(d, cfg.gpt_heads, cfg.dropout) for _ in range(cfg.gpt_depth))
+        self.ln = nn.LayerNorm(d)
+        self.head = nn.Linear(d, cfg.codes)
+
+    def pad_cond(self, cond: torch.Tensor) -> torch.Tensor:
+        """Normalised conditions [B, T, Dc] -> with ``music_lookahead`` tokens of zeros each side."""
+        m = self.cfg.music_lookahead * self.cfg.down
+        return F.pad(cond, (0, 0, m, m))
+
+    def music_embedding(self, cond: torch.Tensor) -> torch.Tensor:
+        """Padded conditions [B, (N + 2 lookahead) * down, Dc] -> [B, N, d]."""
+        B, T, Dc = cond.shape
+        m = self.music(cond.reshape(B, T // self.cfg.down, self.cfg.down * Dc))
+        la = self.cfg.music_lookahead
+        return m[:, la:m.shape[1] - la] + F.gelu(self.music_conv(m.transpose(1, 2))).transpose(1, 2)
+
+    def forward(self, prev_tokens: torch.Tensor, music: torch.Tensor) -> torch.Tensor:
+        """prev_tokens [B, n] (token before each position), music [B, n, d] -> logits [B, n, codes]."""
+        n = prev_tokens.shape[1]
+        pos = torch.arange(n)
+        i, j = pos[:, None], pos[None, :]
+        mask = (j <= i) & (i - j < self.cfg.context)
+        x = self.drop(self.tok(prev_tokens) + music)
+        rope = rope_table(pos, self.cfg.gpt_dim // self.cfg.gpt_heads)
+        for blk in self.blocks:
+            x = blk(x, rope, mask)
+        return self.head(self.ln(x))
+
+    def step(self, prev_token: torch.Tensor, music: torch.Tensor, pos: int,
+             caches: list[dict]) -> torch.Tensor:
+        """One position with the rolling cache: prev_token [1], music [d] -> logits [codes]."""
+        x = (self.tok(prev_token) + music).view(1, 1, -1)
+        rope = rope_table(torch.tensor([pos]), self.cfg.gpt_dim // self.cfg.gpt_heads)
+        for blk, cache in zip(self.blocks, caches, strict=True):
+            x = blk(x, rope, None, cache, self.cfg.context)
+        return self.head(self.ln(x))[0, 0]
+
+
+class VQGPTDancer(nn.Module):
+    """The whole family: normalisation statistics, VQ-VAE and GPT in one module."""
+
+    def __init__(self, cfg: VQGPTConfig, cond_dim: int, motion_dim: int):
+        super().__init__()
+        self.cfg, self.cond_dim, self.motion_dim = cfg, cond_dim, motion_dim
+        self.vqvae = MotionVQVAE(cfg, motion_dim)
+        self.gpt = MusicGPT(cfg, cond_dim)
+        # Per-dimension standardisation fitted on the training motion / conditions.
+        for name, dim in (("motion_mean", motion_dim), ("motion_std", motion_dim),
+                          ("cond_mean", cond_dim), ("cond_std", cond_dim)):
+            self.register_buffer(name, torch.zeros(dim) if "mean" in name else torch.ones(dim))
+        self.register_buffer("bone_mean", torch.ones(len(cfg.rigid_bones)))  # cm
+        self.register_buffer("bone_std", torch.ones(len(cfg.rigid_bones)))
+
+    # -- representation ----------------------------------------------------------------------
+    def norm_motion(self, m: torch.Tensor) -> torch.Tensor:
+        return (m - self.motion_mean) / self.motion_std
+
+    def denorm_motion(self, m: torch.Tensor) -> torch.Tensor:
+        return m * self.motion_std + self.motion_mean
+
+    def norm_cond(self, c: torch.Tensor) -> torch.Tensor:
+        return (c - self.cond_mean) / self.cond_std
+
+    def bone_lengths(self, motion_raw: torch.Tensor) -> torch.Tensor:
+        """Raw motion features [..., 72] (joints coordinate-major, cm) -> rigid bone lengths [..., n]."""
+        n_j = (self.motion_dim - 3) // 3
+        j = motion_raw[..., :3 * n_j].unflatten(-1, (3, n_j)).transpose(-1, -2)  # [..., 23, 3]
+        b = torch.tensor(self.cfg.rigid_bones, device=motion_raw.device)
+        return (j[..., b[:, 0], :] - j[..., b[:, 1], :]).norm(dim=-1)
+
+    # -- losses ------------------------------------------------------------------------------
+    def vq_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Normalised motion window [B, T, D] -> (loss, parts)."""
+        q, _, commit = self.vqvae.encode(x)
+        y = self.vqvae.decode_codes(q)
+        rec = F.smooth_l1_loss(y, x)
+        vel = F.smooth_l1_loss(y.diff(dim=1), x.diff(dim=1))
+        acc = F.smooth_l1_loss(y.diff(n=2, dim=1), x.diff(n=2, dim=1))
+        bone = F.smooth_l1_loss(self.bone_lengths(self.denorm_motion(y)) / self.bone_std,
+                                self.bone_lengths(self.denorm_motion(x)) / self.bone_std)
+        c = self.cfg
+        loss = rec + c.vel_weight * vel + c.acc_weight * acc + c.bone_weight * bone + commit
+        return loss, {"rec": rec.item(), "vel": vel.item(), "acc": acc.item(), "bone": bone.item(),
+                      "commit": commit.item()}
+
+    # -- generation --------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_tokens(self, cond: torch.Tensor, seed: int, prefix: torch.Tensor | None = None,
+                      temperature: float | None = None, top_k: int | None = None) -> torch.Tensor:
+        """Normalised conditions [T, Dc] (T a multiple of down) -> tokens [T / down].
+
+        ``prefix``: tokens to continue from (a seed motion's tokens), else the song starts
+        from the start token. One token at a time with a rolling cache of ``context`` tokens.
+        """
+        c = self.cfg
+        temperature = c.temperature if temperature is None else temperature
+        top_k = c.top_k if top_k is None else top_k
+        gen = torch.Generator().manual_seed(int(seed))
+        music = self.gpt.music_embedding(self.gpt.pad_cond(cond.unsqueeze(0)))[0]  # [N, d]
+        N = music.shape[0]
+        prev = [c.codes] + ([] if prefix is None else prefix.long().tolist())  # start token first
+        caches: list[dict] = [{} for _ in self.gpt.blocks]
+        out = []
+        for i in range(N):
+            logits = self.gpt.step(torch.tensor([prev[i]]), music[i], i, caches)
+            if i + 1 < len(prev):  # still inside the prefix: its tokens are given
+                out.append(prev[i + 1])
+                continue
+            logits = logits / max(temperature, 1e-6)
+            if top_k and top_k < logits.numel():
+                kth = torch.topk(logits, top_k).values[-1]
+                logits = logits.masked_fill(logits < kth, -float("inf"))
+            tok = int(torch.multinomial(F.softmax(logits, dim=-1), 1, generator=gen))
+            prev.append(tok)
+            out.append(tok)
+        return torch.tensor(out[:N], dtype=torch.long)
+
+    @torch.no_grad()
+    def generate(self, cond_raw: np.ndarray, seed: int = 0, seed_motion: np.ndarray | None = None,
+                 **sampling) -> np.ndarray:
+        """A whole song: raw conditions [T, Dc] (music + temporal) -> raw motion features [T, Dmo].
+
+        ``seed``: random seed (same seed, same dance). ``seed_motion``: optional raw motion
+        [S, Dmo] the dance continues from (its tokens start the sequence; they are re-decoded,
+        so the first S frames come out as the VQ-VAE's reconstruction of it).
+        """
+        cond_raw = np.asarray(cond_raw, dtype=np.float32)
+        if cond_raw.ndim != 2 or cond_raw.shape[1] != self.cond_dim:
+            raise ValueError(f"conditions must be [frames, {self.cond_dim}], got {list(cond_raw.shape)}")
+        T = cond_raw.shape[0]
+        if T == 0:
+            raise ValueError("no frames to generate")
+        was = self.training
+        self.eval()
+        try:
+            d = self.cfg.down
+            pad = (-T) % d
+            cond = torch.from_numpy(cond_raw)
+            if pad:  # repeat the last frame so the last token has its music
+                cond = torch.cat([cond, cond[-1:].expand(pad, -1)])
+            prefix = None
+            if seed_motion is not None:
+                sm = np.asarray(seed_motion, dtype=np.float32)
+                if sm.ndim != 2 or sm.shape[1] != self.motion_dim:
+                    raise ValueError(f"seed motion must be [frames, {self.motion_dim}], got {list(sm.shape)}")
+                S = min(len(sm) // d * d, len(cond))
+                if S:
+                    _, prefix, _ = self.vqvae.encode(self.norm_motion(torch.from_numpy(sm[:S])).unsqueeze(0))
+                    prefix = prefix[0]
+            tokens = self.sample_tokens(self.norm_cond(cond), seed, prefix, **sampling)
+            motion = self.denorm_motion(self.vqvae.decode_tokens(tokens.unsqueeze(0))[0])[:T]
+        finally:
+            self.train(was)
+        return motion.numpy()
+
+    # -- saving ------------------------------------------------------------------------------
+    def save(self, path: str | Path, extra: dict | None = None) -> None:
+        """Weights as plain tensors and the config as a plain dict (weights_only=True loads it)."""
+        from melodance import io
+
+        payload = {"format": FORMAT, "config": asdict(self.cfg), "dims": [self.cond_dim, self.motion_dim],
+                   "state_dict": self.state_dict(), "extra": extra or {}}
+        with io.atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    @classmethod
+    def load(cls, path: str | Path) -> tuple[VQGPTDancer, dict]:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no saved vqgpt model here")
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise ValueError(f"{path}: not a {FORMAT} file")
+        model = cls(VQGPTConfig(**payload["config"]), *payload["dims"])
+        model.load_state_dict(payload["state_dict"])
+        model.eval()
+        return model, payload.get("extra") or {}
+
+
+# -- training --------------------------------------------------------------------------------
+def song_arrays(fs, split: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(raw conditions [T, Dc] = music + temporal, raw motion [T, Dmo]) per segment of a split."""
+    out = []
+    for name in fs.split[split]:
+        s = fs.sequences[name]
+        out.append((np.concatenate([s.music, s.temporal], axis=1).astype(np.float32),
+                    s.motion.astype(np.float32)))
+    return out
+
+
+def _windows(songs: list[np.ndarray], length: int, rng: np.random.Generator, n: int,
+             step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """n random windows of ``length`` (starts on multiples of ``step``): (song index, start)."""
+    ok = [i for i, s in enumerate(songs) if len(s) >= length]
+    if not ok:
+        raise ValueError(f"no sequence holds {length} frames")
+    w = np.array([len(songs[i]) - length + 1 for i in ok], dtype=np.float64)
+    which = rng.choice(ok, size=n, p=w / w.sum())
+    starts = np.array([rng.integers(0, (len(songs[i]) - length) // step + 1) * step for i in which])
+    return which, starts
+
+
+def _token_batch(tokens: list[torch.Tensor], conds: list[torch.Tensor], cfg: VQGPTConfig,
+                 rng: np.random.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n random windows of 2 x context tokens: (previous tokens, padded conditions, targets)."""
+    L, d = 2 * cfg.context, cfg.down
+    which, starts = _windows([np.zeros(len(t)) for t in tokens], L, rng, n)
+    start_tok = torch.tensor([cfg.codes])
+    prev, music_in, target = [], [], []
+    for i, s in zip(which, starts, strict=True):
+        t = tokens[i]
+        target.append(t[s:s + L])
+        prev.append(torch.cat([start_tok, t[:s + L - 1]])[s:s + L])  # token before each position
+        # Padded song: token s's music starts at frame s * d of the padded array.
+        music_in.append(conds[i][s * d:(s + L + 2 * cfg.music_lookahead) * d])
+    return torch.stack(prev), torch.stack(music_in), torch.stack(target)
+
+
+def fit(fs, cfg: VQGPTConfig | None = None,
+        on_step: Callable[[str, int, float, dict], None] | None = None) -> VQGPTDancer:
+    """Train both stages on the training split of a FeatureSet.
+
+    ``on_step(stage, step, elapsed_s, figures)`` is called every 50 steps (logging).
+    Each stage stops at its step count or its time budget, whichever comes first.
+    """
+    cfg = cfg or VQGPTConfig()
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    train = song_arrays(fs, "train")
+    if not train:
+        raise ValueError("the feature set's training split is empty")
+    conds = [c for c, _ in train]
+    motions = [m for _, m in train]
+    model = VQGPTDancer(cfg, conds[0].shape[1], motions[0].shape[1])
+    allm, allc = np.concatenate(motions), np.concatenate(conds)
+    model.motion_mean.copy_(torch.from_numpy(allm.mean(0)))
+    model.motion_std.copy_(torch.from_numpy(np.maximum(allm.std(0), 1e-3)))
+    model.cond_mean.copy_(torch.from_numpy(allc.mean(0)))
+    model.cond_std.copy_(torch.from_numpy(np.maximum(allc.std(0), 1e-3)))
+    bones = model.bone_lengths(torch.from_numpy(allm))
+    model.bone_mean.copy_(bones.mean(0))
+    model.bone_std.copy_(bones.std(0).clamp_min(0.5))
+    nm = [model.norm_motion(torch.from_numpy(m)) for m in motions]
+    nc = [model.gpt.pad_cond(model.norm_cond(torch.from_numpy(c)).unsqueeze(0))[0] for c in conds]
+
+    # Stage 1: the VQ-VAE on short random windows.
+    opt = torch.optim.AdamW(model.vqvae.parameters(), lr=cfg.lr * 2)
+    model.train()
+    t0 = time.perf_counter()
+    for step in range(1, cfg.vq_steps + 1):
+        which, starts = _windows(motions, cfg.vq_window, rng, cfg.batch)
+        x = torch.stack([nm[i][s:s + cfg.vq_window] for i, s in zip(which, starts, strict=True)])
+        loss, parts = model.vq_loss(x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.vqvae.parameters(), 1.0)
+        opt.step()
+        elapsed = time.perf_counter() - t0
+        if on_step and step % 50 == 0:
+            on_step("vq", step, elapsed, {"loss": loss.item(), **parts})
+        if elapsed > cfg.vq_budget_s:
+            break
+
+    # Tokenise every training song once (deterministic encoder, eval mode).
+    model.vqvae.eval()
+    d = cfg.down
+    with torch.no_grad():
+        tokens = [model.vqvae.encode(m[:len(m) // d * d].unsqueeze(0))[1][0] for m in nm]
+    used = torch.cat(tokens).unique().numel()
+    # Held-out token windows (validation split) for the curve: overfitting shows here.
+    val_batch = None
+    val = [(torch.from_numpy(c), torch.from_numpy(m))
+           for c, m in (song_arrays(fs, "val") if "val" in fs.split else [])
+           if len(m) >= 2 * cfg.context * d]
+    if val:
+        with torch.no_grad():
+            vt = [model.vqvae.encode(model.norm_motion(m[:len(m) // d * d]).unsqueeze(0))[1][0]
+                  for _, m in val]
+        vc = [model.gpt.pad_cond(model.norm_cond(c).unsqueeze(0))[0] for c, _ in val]
+        val_batch = _token_batch(vt, vc, cfg, np.random.default_rng(cfg.seed + 1), 32)
+
+    # Stage 2: the GPT on windows of 2 x context tokens, cut anywhere.
+    opt = torch.optim.AdamW(model.gpt.parameters(), lr=cfg.lr, weight_decay=0.01)
+    model.gpt.train()
+    t0 = time.perf_counter()
+    for step in range(1, cfg.gpt_steps + 1):
+        lr = cfg.lr * min(1.0, step / 200)  # warm-up
+        for g in opt.param_groups:
+            g["lr"] = lr
+        prev, music_in, target = _token_batch(tokens, nc, cfg, rng, cfg.batch)
+        logits = model.gpt(prev, model.gpt.music_embedding(music_in))
+        loss = F.cross_entropy(logits.reshape(-1, cfg.codes), target.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.gpt.parameters(), 1.0)
+        opt.step()
+        elapsed = time.perf_counter() - t0
+        if on_step and step % 50 == 0:
+            figs = {"loss": loss.item(), "codes_used": float(used)}
+            if val_batch is not None:
+                model.gpt.eval()
+                with torch.no_grad():
+                    vl = model.gpt(val_batch[0], model.gpt.music_embedding(val_batch[1]))
+                    vl = F.cross_entropy(vl.reshape(-1, cfg.codes), val_batch[2].reshape(-1))
+                figs["val_loss"] = vl.item()
+                model.gpt.train()
+            on_step("gpt", step, elapsed, figs)
+        if elapsed > cfg.gpt_budget_s:
+            break
+    model.eval()
+    return model
