@@ -295,8 +295,13 @@ def cmd_train(args) -> None:
             cfg = VQGPTConfig(vq_budget_s=args.budget_s * args.vq_share,
                               gpt_budget_s=args.budget_s * (1 - args.vq_share),
                               vq_steps=10**6, gpt_steps=10**6)
+            tokenizer = None
+            if args.tokenizer:  # reuse a trained VQ-VAE: train the GPT only
+                tokenizer, _ = load_candidate(args.tokenizer)
+                cfg.gpt_budget_s = args.budget_s
+                mlflow.set_tag("tokenizer", args.tokenizer)
             mlflow.log_params(asdict(cfg))
-            model = fit(fs, cfg, on_step=on_step)
+            model = fit(fs, cfg, on_step=on_step, tokenizer=tokenizer)
             train_s = time.perf_counter() - t0
             model.save(OUT / f"{name}.pt", extra={"run_id": run.info.run_id, "train_s": train_s})
         else:
@@ -460,6 +465,7 @@ def main(argv=None) -> None:
     t.add_argument("--name", help="weights file and run name (default: the candidate)")
     t.add_argument("--budget-s", type=float, default=600.0)
     t.add_argument("--vq-share", type=float, default=0.5, help="vqgpt: share of the budget for the VQ-VAE")
+    t.add_argument("--tokenizer", help="vqgpt: reuse this trained candidate's VQ-VAE, train the GPT only")
     m = sub.add_parser("measure")
     m.add_argument("candidates", nargs="+")
     m.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
