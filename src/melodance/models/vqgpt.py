@@ -66,10 +66,14 @@ class VQGPTConfig:
     dropout: float = 0.1
     batch: int = 32
     lr: float = 3e-4
-    vq_steps: int = 3000          # upper bounds; the time budgets usually end training first
-    gpt_steps: int = 4000
-    vq_budget_s: float = 300.0
-    gpt_budget_s: float = 300.0
+    # The kept run on the real data (docs/models.md, vqgpt-best) stopped on time budgets
+    # after about 1900 VQ-VAE steps and 360 GPT steps (best validation loss at 350, still
+    # falling); these defaults round that up, and the GPT kept is the best-validation one.
+    # Step counts keep a run reproducible on any machine; the time budgets are a safety net.
+    vq_steps: int = 2000
+    gpt_steps: int = 600
+    vq_budget_s: float = 1800.0
+    gpt_budget_s: float = 1800.0
     temperature: float = 1.0      # sampling temperature of the next token
     top_k: int = 0                # 0: sample from all codes
     seed: int = 0
