@@ -292,9 +292,12 @@ def cmd_train(args) -> None:
 
             from melodance.models.vqgpt import VQGPTConfig, fit
 
-            cfg = VQGPTConfig(vq_budget_s=args.budget_s * args.vq_share,
-                              gpt_budget_s=args.budget_s * (1 - args.vq_share),
-                              vq_steps=10**6, gpt_steps=10**6)
+            if args.defaults:  # the family's own recipe: step counts, not time
+                cfg = VQGPTConfig()
+            else:
+                cfg = VQGPTConfig(vq_budget_s=args.budget_s * args.vq_share,
+                                  gpt_budget_s=args.budget_s * (1 - args.vq_share),
+                                  vq_steps=10**6, gpt_steps=10**6)
             tokenizer = None
             if args.tokenizer:  # reuse a trained VQ-VAE: train the GPT only
                 tokenizer, _ = load_candidate(args.tokenizer)
@@ -465,6 +468,8 @@ def main(argv=None) -> None:
     t.add_argument("--name", help="weights file and run name (default: the candidate)")
     t.add_argument("--budget-s", type=float, default=600.0)
     t.add_argument("--vq-share", type=float, default=0.5, help="vqgpt: share of the budget for the VQ-VAE")
+    t.add_argument("--defaults", action="store_true",
+                   help="vqgpt: train with VQGPTConfig's defaults (step counts) instead of --budget-s")
     t.add_argument("--tokenizer", help="vqgpt: reuse this trained candidate's VQ-VAE, train the GPT only")
     m = sub.add_parser("measure")
     m.add_argument("candidates", nargs="+")
