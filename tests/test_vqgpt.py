@@ -133,3 +133,12 @@ def test_seed_motion_prefix_is_kept(model):
     # (up to the decoder's reach into the sampled tokens).
     np.testing.assert_allclose(a[:8], b[:8], atol=1e-4)
     assert np.abs(a[60:] - b[60:]).mean() > 1e-3
+
+
+def test_gpt_only_training_reuses_the_tokenizer(model):
+    other = fit(synthetic_set(), VQGPTConfig(**{**TINY, "seed": 1}), tokenizer=model)
+    theirs = other.state_dict()
+    for k, v in model.state_dict().items():
+        if not k.startswith("gpt."):
+            torch.testing.assert_close(theirs[k], v, rtol=0, atol=0)
+    assert not torch.equal(theirs["gpt.head.weight"], model.state_dict()["gpt.head.weight"])
