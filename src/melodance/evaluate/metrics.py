@@ -396,7 +396,8 @@ def frechet_distance(
     root is not finite (near-singular covariances, common with fewer samples
     than dimensions), ``eps`` is added to both diagonals and it is retried. A
     complex square root whose diagonal has an imaginary part above
-    ``imag_tol`` means the result is numerically meaningless: ValueError.
+    ``imag_tol`` times its largest real diagonal entry (at least ``imag_tol``)
+    means the result is numerically meaningless: ValueError.
     Rounding can leave the result a few 1e-6 below zero for identical sets with
     fewer samples than dimensions.
 
@@ -426,9 +427,13 @@ def frechet_distance(
         raise ValueError("covariance square root is not finite even with eps on the diagonal")
     if np.iscomplexobj(covmean):
         imag = float(np.max(np.abs(np.diagonal(covmean).imag)))
-        if imag > imag_tol:
+        # Relative to the square root's own scale: features far from the reference (a
+        # model that stands still, in reference-standardised units) have a large
+        # covariance, and rounding leaves a proportionally larger imaginary part.
+        tol = imag_tol * max(1.0, float(np.max(np.abs(np.diagonal(covmean).real))))
+        if imag > tol:
             raise ValueError(
-                f"covariance square root has an imaginary part of {imag:.3g} (> {imag_tol}); "
+                f"covariance square root has an imaginary part of {imag:.3g} (> {tol:.3g}); "
                 "the feature sets are too degenerate for a Frechet distance"
             )
         covmean = covmean.real
