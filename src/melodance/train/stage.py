@@ -42,8 +42,12 @@ def summary_metrics(result: TrainResult) -> dict:
 
 
 def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig,
-                 *, window: int | None = None, progress: bool = True, log_model: bool = True) -> dict:
-    """Train, log to MLflow, write the stage outputs; return the summary metrics."""
+                 *, window: int | None = None, progress: bool = True, log_model: bool = True,
+                 from_study: dict | None = None) -> dict:
+    """Train, log to MLflow, write the stage outputs; return the summary metrics.
+
+    ``from_study``: the ``section.key`` values taken from the tune stage (tagged on the run
+    and kept in the bundle, so nobody mistakes them for params.yaml's)."""
     from melodance.features.pipeline import load_features
     from melodance.models.bundle import DanceBundle
     from melodance.train.plots import loss_curves
@@ -61,6 +65,10 @@ def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg:
     params = {"model": model_cfg.model_dump(), "train": cfg.model_dump(),
               "features": features_params}
     tags = {"melodance.variant": model_cfg.variant, "melodance.checkpoint": str(ckpt)}
+    if from_study:
+        import json
+
+        tags["melodance.from_study"] = json.dumps(from_study, sort_keys=True)
     resumed = ckpt.is_file()
     if resumed:
         tags["melodance.resumed"] = "true"
@@ -87,7 +95,9 @@ def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg:
                               if isinstance(v, (int, float)) and not isinstance(v, bool)})
 
         bundle = DanceBundle(result.model, fs.normalizers, fs.meta)
-        bundle.save(out_dir / "model.pt", extra={"run_id": run.info.run_id, "metrics": metrics})
+        bundle.save(out_dir / "model.pt", extra={"run_id": run.info.run_id, "metrics": metrics,
+                                                   "train_config": cfg.model_dump(),
+                                                   "from_study": dict(from_study or {})})
         io.write_json(out_dir / "metrics.json", metrics)
         io.write_text(out_dir / "history.csv", history_csv(result.history))
         fig = loss_curves(result.history, title=f"{model_cfg.variant}")
@@ -106,21 +116,38 @@ def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg:
 
 def load_configs(params_path, tuned_path: Path | None = None
                  ) -> tuple[ModelConfig, TrainConfig, int | None]:
-    """The ``model`` and ``train`` sections; with ``train.use_tuned``, overridden by the
-    tune stage's best parameters. Returns ``(model_cfg, train_cfg, window)``, where
-    ``window`` is the tuned window length in frames (None: the features' own)."""
+    """The ``model`` and ``train`` sections with tuned values filled in (see :func:`resolve_configs`).
+    Returns ``(model_cfg, train_cfg, window)``."""
+    m, t, window, _ = resolve_configs(params_path, tuned_path)
+    return m, t, window
+
+
+def resolve_configs(params_path, tuned_path: Path | None = None
+                    ) -> tuple[ModelConfig, TrainConfig, int | None, dict]:
+    """The ``model`` and ``train`` sections of ``params.yaml``; with ``train.use_tuned``, a key
+    set to ``auto`` takes the tune stage's best value. An explicit value (params.yaml or
+    ``dvc exp run -S``) always wins over the study, so ``dvc exp show`` and the MLflow run
+    agree on every explicit parameter.
+
+    Returns ``(model_cfg, train_cfg, window, from_study)``: ``window`` is the tuned window
+    length in frames (None: the features' own), ``from_study`` maps each ``section.key`` taken
+    from the study to its value.
+    """
     import json
 
-    from melodance.params import load_section
+    from melodance.params import auto_keys, load_section
     from melodance.train.config import apply_overrides
 
     model_cfg = load_section("model", ModelConfig, params_path)
     cfg = load_section("train", TrainConfig, params_path)
-    if not cfg.use_tuned:
-        return model_cfg, cfg, None
+    auto = auto_keys(params_path)
+    if not cfg.use_tuned or not auto:
+        return model_cfg, cfg, None, {}
     if tuned_path is None or not Path(tuned_path).is_file():
-        raise FileNotFoundError(f"{tuned_path}: train.use_tuned is true but there are no "
-                                "tuned parameters (run the tune stage)")
-    best = json.loads(Path(tuned_path).read_text())
-    m, t, window = apply_overrides(best.get("params", {}), model_cfg, cfg)
-    return m, TrainConfig.model_validate({**t.model_dump(), "use_tuned": True}), window
+        raise FileNotFoundError(f"{tuned_path}: params.yaml sets {', '.join(sorted(auto))} to auto "
+                                "and train.use_tuned is true, but there are no tuned parameters "
+                                "(run the tune stage, or set those keys to values)")
+    best = json.loads(Path(tuned_path).read_text()).get("params", {})
+    from_study = {k: v for k, v in best.items() if k in auto}
+    m, t, window = apply_overrides(from_study, model_cfg, cfg)
+    return m, t, window, from_study
