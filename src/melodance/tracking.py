@@ -26,6 +26,10 @@ from melodance.params import repo_root
 
 DEFAULT_EXPERIMENT = "melodance"
 DB_NAME = "mlflow.db"
+# The MLflow UI opens an experiment of this kind on its runs (model training) view, not on
+# the GenAI traces view.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def tracking_uri() -> str:
@@ -66,17 +70,27 @@ def setup() -> str:
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri())
+    if os.environ.get("MLFLOW_RUN_ID") and os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        # Under `mlflow run`: the project's run already exists in the experiment that
+        # `mlflow run --experiment-name` chose; the stage's run is that run.
+        exp_id = os.environ["MLFLOW_EXPERIMENT_ID"]
+        mlflow.set_experiment(experiment_id=exp_id)
+        return exp_id
     name = experiment_name()
 
     def _ensure():
         exp = mlflow.get_experiment_by_name(name)
         if exp is None:
             try:
-                return mlflow.create_experiment(name, artifact_location=artifact_location())
+                return mlflow.create_experiment(name, artifact_location=artifact_location(),
+                                                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
             except Exception:  # noqa: BLE001 - created meanwhile by another process
                 exp = mlflow.get_experiment_by_name(name)
                 if exp is None:
                     raise
+        if EXPERIMENT_KIND_TAG not in exp.tags:
+            mlflow.tracking.MlflowClient().set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG,
+                                                              EXPERIMENT_KIND)
         return exp.experiment_id
 
     exp_id = _retry(_ensure)
@@ -110,8 +124,10 @@ def data_hash(root: Path | None = None) -> str | None:
 
 def standard_tags(stage: str | None = None) -> dict[str, str]:
     root = repo_root()
+    commit = _git_commit(Path.cwd()) or _git_commit(root) or "unknown"
     tags = {
-        "melodance.git_commit": _git_commit(Path.cwd()) or _git_commit(root) or "unknown",
+        "melodance.git_commit": commit,
+        "mlflow.source.git.commit": commit,   # the standard tag: the UI links the commit
         "melodance.data_hash": data_hash(root) or "unknown",
         "melodance.pid": str(os.getpid()),
     }
@@ -160,6 +176,18 @@ def stage_run(stage: str, params: dict | None = None, run_name: str | None = Non
     if parent_run_id is not None and mlflow.active_run() is not None:
         nested = True  # a worker running inside the study's own process
     all_tags = {**standard_tags(stage), **(tags or {})}
+    if (stage in FOLLOWS_TRAIN and run_id is None and parent_run_id is None and not nested
+            and mlflow.active_run() is None and not os.environ.get("MLFLOW_RUN_ID")):
+        train = _train_run()
+        if train is not None:
+            # One pipeline run = one training run in the runs list, with its evaluation and
+            # videos nested under it (and tagged, for searches).
+            parent_run_id = train.info.run_id
+            all_tags["melodance.train_run_id"] = parent_run_id
+            variant = train.data.tags.get("melodance.variant")
+            if variant:
+                all_tags.setdefault("melodance.variant", variant)
+    run_name = _run_name(run_name, all_tags, top_level=not nested and parent_run_id is None)
     run = _retry(lambda: mlflow.start_run(run_id=run_id, run_name=run_name, nested=nested,
                                           parent_run_id=parent_run_id,
                                           tags=all_tags if run_id is None else None))
@@ -189,6 +217,37 @@ def stage_run(stage: str, params: dict | None = None, run_name: str | None = Non
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, prev)
+
+
+FOLLOWS_TRAIN = ("evaluate", "render")   # stages that evaluate the train stage's model
+TRAIN_RUN_FILE = Path("outputs/train/run.json")   # relative to where DVC runs the stage
+
+
+def _train_run():
+    """The MLflow run of the model this stage works on (``outputs/train/run.json``), or None."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        run_id = json.loads(TRAIN_RUN_FILE.read_text())["run_id"]
+        return MlflowClient(tracking_uri()).get_run(run_id)
+    except (OSError, ValueError, KeyError, TypeError, MlflowException):
+        return None   # no train stage output here, or its run is in another store
+
+
+def _run_name(run_name: str | None, tags: dict[str, str], top_level: bool) -> str | None:
+    """``evaluate-lstm_autoencoder [exp-1a2b3]``: the stage, the variant, the DVC experiment."""
+    if run_name is None:
+        return None
+    variant = tags.get("melodance.variant")
+    if variant and variant not in run_name:
+        run_name = f"{run_name}-{variant}"
+    exp = tags.get("melodance.dvc_exp")
+    if exp and top_level or exp and tags.get("melodance.train_run_id"):
+        run_name = f"{run_name} [{exp}]"
+    return run_name
 
 
 def _is_main_thread() -> bool:
