@@ -94,8 +94,47 @@ def setup() -> str:
         return exp.experiment_id
 
     exp_id = _retry(_ensure)
+    _retry(_follow_moved_checkout)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+# (table, column) pairs of the MLflow SQLite schema that hold artifact locations.
+_LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                     ("logged_models", "artifact_location"), ("model_versions", "storage_location"),
+                     ("model_versions", "source"))
+
+
+def _follow_moved_checkout() -> int:
+    """Keep a moved or copied checkout self-contained.
+
+    MLflow stores artifact locations as absolute URIs, so a checkout copied with its
+    ``mlflow.db`` would write into, and read from, the original's ``mlartifacts/``. With the
+    default store (``mlflow.db`` and ``mlartifacts/`` at the root), locations under another
+    folder's ``mlartifacts/`` are rewritten to this root's. Returns the rows rewritten.
+    """
+    import sqlite3
+
+    db = repo_root() / DB_NAME
+    # (MLflow copies the URI it is given into MLFLOW_TRACKING_URI, so compare, don't test the env.)
+    if tracking_uri() != f"sqlite:///{db.as_posix()}" or os.environ.get("MELODANCE_ARTIFACT_ROOT"):
+        return 0   # a server or an explicit artifact root: nothing is relative to the checkout
+    here = (repo_root() / "mlartifacts").as_uri()
+    if not db.is_file():
+        return 0
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as con, con:
+        rows = con.execute("SELECT artifact_location FROM experiments "
+                           "WHERE artifact_location LIKE 'file://%/mlartifacts%'").fetchall()
+        olds = {loc[:loc.index("/mlartifacts") + len("/mlartifacts")] for (loc,) in rows} - {here}
+        tables = {t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        n = 0
+        for old in olds:
+            for table, col in _LOCATION_COLUMNS:
+                if table in tables:
+                    n += con.execute(f"UPDATE {table} SET {col} = ? || substr({col}, ?) "  # noqa: S608
+                                     f"WHERE {col} = ? OR substr({col}, 1, ?) = ?",
+                                     (here, len(old) + 1, old, len(old) + 1, old + "/")).rowcount
+    return n
 
 
 def _git_commit(root: Path) -> str | None:
