@@ -18,11 +18,16 @@ def register(sub) -> None:
     p.add_argument("--out", default="outputs/register", help="output folder")
     p.set_defaults(func=_register)
 
-    p = sub.add_parser("promote", help="make a registered version the champion (no metric check)")
-    p.add_argument("version", help="model version number")
+    p = sub.add_parser("promote", help="make a registered version the champion (no metric check)",
+                       description="Move the alias 'champion' of the registered model 'melodance' to "
+                       "VERSION: a person's decision, without the metric check of `melodance register`. "
+                       "The move is recorded, so `melodance rollback` can undo it.")
+    p.add_argument("version", help="model version number (see the page's model picker or the MLflow UI)")
     p.set_defaults(func=_promote)
 
-    p = sub.add_parser("rollback", help="move the champion back to the previous champion")
+    p = sub.add_parser("rollback", help="move the champion back to the previous champion",
+                       description="Move the alias 'champion' back to the version that held it before "
+                       "the last move (by `register` or `promote`).")
     p.set_defaults(func=_rollback)
 
     p = sub.add_parser(
@@ -32,8 +37,8 @@ def register(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--model", default="models:/melodance@champion", help="model URI")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5001)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback: this machine only)")
+    p.add_argument("--port", type=int, default=5001, help="TCP port of the HTTP server")
     p.set_defaults(func=_serve)
 
 
