@@ -72,6 +72,12 @@ def strip_comment(line: str) -> str:
     return line[:m.start()].rstrip() if m else line.rstrip()
 
 
+def changed(repo: Path) -> list[str]:
+    """Paths git status reports (modified, staged or untracked)."""
+    lines = run(["git", "status", "--porcelain", "--untracked-files=all"], repo).stdout.splitlines()
+    return [line[3:] for line in lines]
+
+
 def sh(line: str, cwd: Path, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
     return run(["bash", "-c", line], cwd, check=check, timeout=timeout)
 
@@ -114,8 +120,7 @@ def test_demo_leaves_only_dvc_lock_changed(demo):
         assert f"Running stage '{stage}'" in out.stdout
     assert "Data and pipelines are up to date." in out.stdout   # the demo's own `dvc status`
     # What README "Quick start" says: dvc.lock changes (commit it), nothing else shows up.
-    status = run(["git", "status", "--porcelain", "--untracked-files=all"], repo).stdout.splitlines()
-    assert status == [" M dvc.lock"], status
+    assert changed(repo) == ["dvc.lock"]
     assert "dvc.lock" in (REPO / "README.md").read_text().split("## The pipeline")[0]
 
 
@@ -132,8 +137,7 @@ def test_results_block(demo):
     assert len(images) >= 2, images
     for src in images:
         assert src.startswith("data:image/png") or (repo / "dvc_plots" / src).is_file(), src
-    assert run(["git", "status", "--porcelain", "--untracked-files=all"], repo).stdout.splitlines() \
-        == [" M dvc.lock"], "dvc_plots/ is not ignored"
+    assert changed(repo) == ["dvc.lock"], "dvc_plots/ is not ignored"
     assert any(line.startswith("mlflow ui --backend-store-uri") for line in block)
 
 

@@ -435,13 +435,39 @@ def run_model_uri(run_id: str, name: str = "model") -> str:
     return f"runs:/{run_id}/{name}"
 
 
+def logged_model_uri(run_id: str, name: str = "model") -> str:
+    """The URI of the model the run logged as ``name``: ``models:/<model id>`` (MLflow 3's
+    logged model), else ``runs:/<run id>/<name>``."""
+    c = client()
+    run = c.get_run(run_id)
+    found = c.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                   filter_string=f"source_run_id = '{run_id}' AND name = '{name}'")
+    return f"models:/{found[0].model_id}" if found else run_model_uri(run_id, name)
+
+
 def register_version(run_id: str, tags: dict[str, str]) -> str:
-    """Register the run's model as a new version of ``melodance``; return the version."""
+    """Register the run's model as a new version of ``melodance``; return the version.
+
+    The version carries the run's variant and DVC experiment as tags and a description
+    saying what it is, so the registry's list and the page's model picker tell versions apart.
+    """
     import mlflow
 
     setup()
-    mv = _retry(lambda: mlflow.register_model(run_model_uri(run_id), REGISTERED_MODEL,
+    c = client()
+    run = c.get_run(run_id)
+    variant = run.data.tags.get("melodance.variant", "unknown")
+    exp = run.data.tags.get("melodance.dvc_exp")
+    tags = {"variant": variant, **({"dvc_exp": exp} if exp else {}), **tags}
+    metric = tags.get("metric.val_metric_loss_per_frame")
+    commit = str(tags.get("git_commit", "?"))[:8]
+    description = (f"{variant}" + (f", DVC experiment {exp}" if exp else "")
+                   + f", trained in run {run.info.run_name or run_id} (git {commit})"
+                   + (f"; validation metric_loss {float(metric):.2f} cm/frame" if metric else ""))
+    uri = logged_model_uri(run_id)
+    mv = _retry(lambda: mlflow.register_model(uri, REGISTERED_MODEL,
                                               tags={k: str(v) for k, v in tags.items()}))
+    _retry(lambda: c.update_model_version(REGISTERED_MODEL, mv.version, description=description))
     return str(mv.version)
 
 
@@ -475,4 +501,5 @@ def registered_model_tags() -> dict[str, str]:
 def model_versions() -> list[dict]:
     vs = client().search_model_versions(f"name = '{REGISTERED_MODEL}'")
     return sorted(({"version": str(v.version), "run_id": v.run_id, "tags": dict(v.tags),
-                    "aliases": list(v.aliases)} for v in vs), key=lambda d: int(d["version"]))
+                    "aliases": list(v.aliases), "description": v.description or ""} for v in vs),
+                  key=lambda d: int(d["version"]))

@@ -9,13 +9,16 @@ def register(sub) -> None:
     p = sub.add_parser(
         "register", help="register the trained model; move 'champion' only if it is better",
         description="Register the train stage's MLflow model as a new version of the registered "
-        "model 'melodance' (tagged with its metrics, data hash and git commit) and move the alias "
-        "'champion' to it only when its validation metric_loss per frame beats the current "
-        "champion's (or there is none).",
+        "model 'melodance' (tagged with its metrics, variant, DVC experiment, data hash and git commit, "
+        "with a description) when its validation metric_loss per frame beats the current champion's "
+        "(or there is none), and move the alias 'champion' to it. A model that is not better is "
+        "registered only with params.yaml register.always: true.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--train", default="outputs/train", help="train stage output folder")
     p.add_argument("--out", default="outputs/register", help="output folder")
+    p.add_argument("--params", default="params.yaml",
+                   help="params file (register.always: register a model that is not better, too)")
     p.set_defaults(func=_register)
 
     p = sub.add_parser("promote", help="make a registered version the champion (no metric check)",
@@ -55,10 +58,16 @@ def _register(args) -> int:
             raise FileNotFoundError(f"{train / name}: missing (run the train stage first)")
     run = json.loads((train / "run.json").read_text())
     metrics = json.loads((train / "metrics.json").read_text())
-    reg = do_register(run["run_id"], metrics)
+    from melodance.params import load_params
+
+    always = bool((load_params(args.params).get("register") or {}).get("always", False))
+    reg = do_register(run["run_id"], metrics, always=always)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     io.write_json(out / "registration.json", reg.__dict__)
+    if reg.version is None:
+        print(f"not registered: champion stays v{reg.champion} ({reg.reason})")
+        return 0
     verb = "is now champion" if reg.promoted else "registered; champion stays"
     print(f"melodance v{reg.version} {verb} (champion: v{reg.champion}; {reg.reason})")
     return 0

@@ -12,6 +12,7 @@ instead of a cloudpickled object, so loading it unpickles nothing of ours.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -21,19 +22,57 @@ MODEL_CODE = Path(__file__).with_name("model_code.py")
 """The code file MLflow stores and runs to build the model (models from code)."""
 
 
-class DancePyfunc(mlflow.pyfunc.PythonModel):
-    def load_context(self, context) -> None:
-        from melodance.models.bundle import DanceBundle
+with warnings.catch_warnings():
+    # The request is one JSON object whose fields depend on its kind (a song or its features):
+    # the signature below documents it; type hints would make MLflow coerce it.
+    warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
-        self.bundle = DanceBundle.load(context.artifacts["bundle"])
+    class DancePyfunc(mlflow.pyfunc.PythonModel):
+        def load_context(self, context) -> None:
+            from melodance.models.bundle import DanceBundle
 
-    def predict(self, context, model_input, params=None):
-        from melodance.serve.predict import RequestError, predict
+            self.bundle = DanceBundle.load(context.artifacts["bundle"])
 
-        try:
-            return predict(self.bundle, model_input)
-        except RequestError as e:
-            raise MlflowException.invalid_parameter_value(str(e)) from e
+        def predict(self, context, model_input, params=None):
+            from melodance.serve.predict import RequestError, predict
+
+            try:
+                return predict(self.bundle, _plain_cells(model_input))
+            except RequestError as e:
+                raise MlflowException.invalid_parameter_value(str(e)) from e
+
+
+def _plain_cells(model_input):
+    """MLflow's schema check turns the request into a one-row DataFrame whose array cells are
+    object arrays of rows: back to nested lists, which the request parser reads."""
+    import numpy as np
+
+    if not (hasattr(model_input, "columns") and hasattr(model_input, "iloc")):
+        return model_input
+    out = model_input.copy()
+    for c in out.columns:
+        out[c] = [[np.asarray(r).tolist() for r in v] if isinstance(v, np.ndarray) and v.dtype == object
+                  else v.tolist() if isinstance(v, np.ndarray) else v for v in out[c]]
+    return out
+
+
+def signature():
+    """The request and answer of ``/invocations`` (README "Model registry and serving"):
+    either a song (``audio_base64``, optional ``start_s``, ``duration_s``) or its raw features
+    (``music`` [frames, 16] with ``temporal`` [frames, 3]); the answer is the motion in cm."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, Schema
+
+    matrix = Array(Array("double"))
+    inputs = Schema([ColSpec("string", "audio_base64", required=False),
+                     ColSpec("double", "start_s", required=False),
+                     ColSpec("double", "duration_s", required=False),
+                     ColSpec(matrix, "music", required=False),
+                     ColSpec(matrix, "temporal", required=False),
+                     ColSpec(Array("double"), "root_start", required=False)])
+    outputs = Schema([ColSpec(Array(Array(Array("float"))), "joints"), ColSpec(Array(Array("float")), "root"),
+                      ColSpec("double", "fps"), ColSpec("long", "frames")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
 def pip_requirements() -> list[str]:
@@ -50,7 +89,10 @@ def log_model(bundle_path: Path, name: str = "model"):
     import melodance
 
     pkg = Path(melodance.__file__).parent
-    return mlflow.pyfunc.log_model(
-        name=name, python_model=str(MODEL_CODE), artifacts={"bundle": str(bundle_path)},
-        code_paths=[str(pkg)], pip_requirements=pip_requirements(),
-    )
+    with warnings.catch_warnings():
+        # An input example would be a whole song in every model version; the signature says it.
+        warnings.filterwarnings("ignore", message=".*An input example was not provided")
+        return mlflow.pyfunc.log_model(
+            name=name, python_model=str(MODEL_CODE), artifacts={"bundle": str(bundle_path)},
+            code_paths=[str(pkg)], pip_requirements=pip_requirements(), signature=signature(),
+        )

@@ -19,7 +19,7 @@ HISTORY_TAG = "champion_history"
 
 @dataclass
 class Registration:
-    version: str
+    version: str | None       # None: not registered (not better, and register.always is false)
     promoted: bool
     champion: str
     reason: str
@@ -40,26 +40,32 @@ def _move(version: str) -> None:
     tracking.set_registered_model_tag(HISTORY_TAG, json.dumps(hist))
 
 
-def register(run_id: str, metrics: dict, extra_tags: dict | None = None) -> Registration:
-    """Register the run's model; promote it when it beats the champion (or there is none)."""
+def register(run_id: str, metrics: dict, extra_tags: dict | None = None,
+             always: bool = True) -> Registration:
+    """Promote the run's model when it beats the champion (or there is none). It becomes a
+    registry version when promoted, or always with ``always`` (``register.always``);
+    otherwise ``Registration.version`` is None and the registry is left as it was."""
     if METRIC not in metrics:
         raise ValueError(f"metrics lack {METRIC!r}: cannot compare with the champion")
     value = float(metrics[METRIC])
     tags = {f"metric.{k}": v for k, v in metrics.items()}
     tags.update({"git_commit": tracking.standard_tags()["melodance.git_commit"],
                  "data_hash": tracking.data_hash() or "unknown", **(extra_tags or {})})
-    version = tracking.register_version(run_id, tags)
     current = tracking.champion_version()
     if current is None:
+        better, reason = True, "no champion yet"
+    else:
+        best = float(tracking.model_version_tags(current).get(f"metric.{METRIC}", "inf"))
+        better = value < best
+        reason = (f"{METRIC} {value:.4f} < champion v{current}'s {best:.4f}" if better else
+                  f"{METRIC} {value:.4f} does not beat champion v{current}'s {best:.4f}")
+    if not better and not always:
+        return Registration(None, False, current, reason + "; not registered (register.always: false)")
+    version = tracking.register_version(run_id, tags)
+    if better:
         _move(version)
-        return Registration(version, True, version, "no champion yet")
-    best = float(tracking.model_version_tags(current).get(f"metric.{METRIC}", "inf"))
-    if value < best:
-        _move(version)
-        return Registration(version, True, version,
-                            f"{METRIC} {value:.4f} < champion v{current}'s {best:.4f}")
-    return Registration(version, False, current,
-                        f"{METRIC} {value:.4f} does not beat champion v{current}'s {best:.4f}")
+        return Registration(version, True, version, reason)
+    return Registration(version, False, current, reason)
 
 
 def promote(version: str) -> None:
