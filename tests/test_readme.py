@@ -93,6 +93,7 @@ def demo(tmp_path_factory):
     start = time.monotonic()
     # -o: the venv target counts as up to date (this interpreter's venv is on PATH).
     out = sh(f"{readme_line('make demo')} -o .venv/.installed", repo)
+    (repo.parent / "make-demo.log").write_text(out.stdout + "\n--- stderr ---\n" + out.stderr)
     return repo, out, time.monotonic() - start
 
 
@@ -154,6 +155,10 @@ def test_exp_block_explicit_values_win_over_the_study(demo):
     from melodance.models.bundle import DanceBundle
 
     repo, _, _ = demo
+    # README "Quick start": commit the demo's dvc.lock, the baseline experiments compare with.
+    commit = re.search(r"\(`(git commit -m [^`]+ dvc\.lock)`\)", (REPO / "README.md").read_text())
+    sh(f"git -c user.email=t@t -c user.name=t {commit.group(1).removeprefix('git ')}", repo)
+    assert changed(repo) == []
     block = next(b for b in readme_blocks() if b[0].startswith("dvc exp run -S model.variant"))
     for line in block:
         sh(strip_comment(line), repo)

@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,14 @@ class Setup:
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
+
+
+# Optuna marks the journal file storage, the retry callback and its matplotlib plots as
+# experimental and says so on every run; this project pins Optuna's version, so the notice
+# tells a user nothing they can act on.
+warnings.filterwarnings("ignore", message=r".* is experimental \(supported from v", module="optuna")
+warnings.filterwarnings("ignore", message=r".* is experimental \(supported from v",
+                        module="melodance")
 
 
 def is_url(storage: str) -> bool:
@@ -201,6 +210,7 @@ def run_tune(features_dir: Path, out_dir: Path, params_path: str = "params.yaml"
     workers = workers or cfg.workers
     name = cfg.study_name or default_study_name(model_cfg, cfg, tracking.data_hash())
     storage = make_storage(cfg)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)   # this command prints its own summary
     study = optuna.create_study(study_name=name, storage=storage, direction="minimize",
                                 load_if_exists=True)
     tracking.setup()  # create the MLflow database once, before workers race for it
