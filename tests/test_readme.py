@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -139,7 +140,28 @@ def test_results_block(demo):
     for src in images:
         assert src.startswith("data:image/png") or (repo / "dvc_plots" / src).is_file(), src
     assert changed(repo) == ["dvc.lock"], "dvc_plots/ is not ignored"
-    assert any(line.startswith("mlflow ui --backend-store-uri") for line in block)
+    # mlflow ui, as written (on a free port): the runs view the README links, of experiment
+    # `melodance`, which opens on the training runs rather than the GenAI view.
+    ui_line = readme_line("mlflow ui --backend-store-uri")
+    url = re.search(r"http://127\.0\.0\.1:5000(/\S*)", next(x for x in block if x.startswith("mlflow ui")))
+    port = free_port()
+    log = repo.parent / "mlflow-ui.log"
+    with open(log, "w") as f:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+        env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+        proc = subprocess.Popen(["bash", "-c", f"exec {ui_line} --port {port}"], cwd=repo, stdout=f,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: http_ok(base + "/health"), "mlflow ui", 120, log)
+        exp_id = url.group(1).split("/experiments/")[1].split("/")[0]
+        with urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/get?experiment_id={exp_id}") as r:
+            exp = json.loads(r.read())["experiment"]
+        assert exp["name"] == "melodance"
+        assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in exp["tags"]
+        assert http_ok(base + "/")
+    finally:
+        stop(proc)
 
 
 def _mlflow(repo: Path):
