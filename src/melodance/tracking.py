@@ -69,6 +69,9 @@ def setup() -> str:
     """Point MLflow at our tracking URI and experiment; return the experiment id."""
     import mlflow
 
+    # MLflow copies artifacts between local folders here (logging, registering): a
+    # progress bar for that is noise in every stage's log, --no-progress or not.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(tracking_uri())
     if os.environ.get("MLFLOW_RUN_ID") and os.environ.get("MLFLOW_EXPERIMENT_ID"):
         # Under `mlflow run`: the project's run already exists in the experiment that

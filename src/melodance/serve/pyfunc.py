@@ -22,24 +22,25 @@ MODEL_CODE = Path(__file__).with_name("model_code.py")
 """The code file MLflow stores and runs to build the model (models from code)."""
 
 
-with warnings.catch_warnings():
-    # The request is one JSON object whose fields depend on its kind (a song or its features):
-    # the signature below documents it; type hints would make MLflow coerce it.
-    warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
+# The request is one JSON object whose fields depend on its kind (a song or its features):
+# the signature below documents it; type hints would make MLflow coerce it. MLflow asks for
+# them each time it wraps ``predict`` (defining, logging, loading the model).
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
-    class DancePyfunc(mlflow.pyfunc.PythonModel):
-        def load_context(self, context) -> None:
-            from melodance.models.bundle import DanceBundle
 
-            self.bundle = DanceBundle.load(context.artifacts["bundle"])
+class DancePyfunc(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        from melodance.models.bundle import DanceBundle
 
-        def predict(self, context, model_input, params=None):
-            from melodance.serve.predict import RequestError, predict
+        self.bundle = DanceBundle.load(context.artifacts["bundle"])
 
-            try:
-                return predict(self.bundle, _plain_cells(model_input))
-            except RequestError as e:
-                raise MlflowException.invalid_parameter_value(str(e)) from e
+    def predict(self, context, model_input, params=None):
+        from melodance.serve.predict import RequestError, predict
+
+        try:
+            return predict(self.bundle, _plain_cells(model_input))
+        except RequestError as e:
+            raise MlflowException.invalid_parameter_value(str(e)) from e
 
 
 def _plain_cells(model_input):
