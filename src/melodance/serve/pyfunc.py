@@ -22,13 +22,13 @@ MODEL_CODE = Path(__file__).with_name("model_code.py")
 """The code file MLflow stores and runs to build the model (models from code)."""
 
 
-# The request is one JSON object whose fields depend on its kind (a song or its features):
-# the signature below documents it; type hints would make MLflow coerce it. MLflow asks for
-# them each time it wraps ``predict`` (defining, logging, loading the model).
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
-
-
 class DancePyfunc(mlflow.pyfunc.PythonModel):
+    # The request is one JSON object whose fields depend on its kind (a song or its features):
+    # the signature (below) documents it and MLflow checks requests against it. Type hints on
+    # ``predict`` would make MLflow coerce the request, and without them MLflow asks for them
+    # on every import; this MLflow switch skips its type-hint wrapper.
+    _skip_type_hint_validation = True
+
     def load_context(self, context) -> None:
         from melodance.models.bundle import DanceBundle
 
