@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -255,7 +256,32 @@ def song(demo, real_data) -> Path:
 def test_serve_block_with_a_real_song(demo, song):
     repo, _, _ = demo
     block = next(b for b in readme_blocks() if b[0] == "melodance register")
-    sh(strip_comment(block[0]), repo)
+    client, _ = _mlflow(repo)
+    before = client.search_model_versions("name = 'melodance'")
+    said = sh(strip_comment(block[0]), repo).stdout
+    # The model the pipeline already registered is not better than itself: with
+    # register.always false no second version of it appears.
+    assert "not registered" in said and "register.always" in said, said
+    versions = client.search_model_versions("name = 'melodance'")
+    assert len(versions) == len(before)
+    # Three pipeline runs (demo, two experiments) gave at most three versions, each with its
+    # variant, description and a signature of the request; the page's picker shows them.
+    assert 1 <= len(versions) <= 3
+    assert all(v.tags["variant"] in ("lstm_autoencoder", "naive_lstm") and v.description for v in versions)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{repo / 'mlflow.db'}"
+    code = ("import json, mlflow\n"
+            "from melodance.ui.app import UiApp\n"
+            "app = UiApp(model=None, data_dir=None, workdir='jobs-tmp')\n"
+            "sig = mlflow.models.get_model_info('models:/melodance@champion').signature\n"
+            "print(json.dumps([app.models()['choices'], sig.inputs.input_names()]))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo.parent, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    choices, inputs = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {"audio_base64", "start_s", "duration_s", "music", "temporal"} <= set(inputs)
+    picked = [c for c in choices if c["id"].startswith("v")]
+    assert picked and all(" · " in c["label"] and c["description"] for c in picked), picked
     port = free_port()
     serve_line = strip_comment(block[1]).replace("5001", str(port))
     log = repo / "serve.log"
