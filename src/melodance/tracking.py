@@ -219,7 +219,10 @@ def stage_run(stage: str, params: dict | None = None, run_name: str | None = Non
         nested = True  # a worker running inside the study's own process
     all_tags = {**standard_tags(stage), **(tags or {})}
     if (stage in FOLLOWS_TRAIN and run_id is None and parent_run_id is None and not nested
-            and mlflow.active_run() is None and not os.environ.get("MLFLOW_RUN_ID")):
+            and mlflow.active_run() is None and not os.environ.get("MLFLOW_RUN_ID")
+            and os.environ.get("DVC_ROOT")):
+        # Only as a DVC stage: then the model is the train stage's (dvc.yaml), whose run
+        # outputs/train/run.json names; by hand, `--model` may be any other bundle.
         train = _train_run()
         if train is not None:
             # One pipeline run = one training run in the runs list, with its evaluation and
