@@ -46,3 +46,25 @@ def test_auto_without_a_study_names_the_keys(files):
     (files / "params.yaml").write_text(PARAMS % "true")
     with pytest.raises(FileNotFoundError, match=r"model\.hidden_size.*auto"):
         resolve_configs(files / "params.yaml", files / "missing.json")
+
+
+def test_explicit_window_is_the_training_window(files):
+    (files / "params.yaml").write_text((PARAMS % "true").replace("window: auto", "window: 90"))
+    _, _, window, from_study = resolve_configs(files / "params.yaml", files / "best.json")
+    assert window == 90 and "features.window" not in from_study
+
+
+def test_the_study_searches_only_the_auto_keys(files):
+    """A value the user set is held fixed in the study (its other keys are tuned for it)."""
+    from melodance.params import load_section
+    from melodance.tune.config import TuneConfig
+    from melodance.tune.study import searched_space
+
+    (files / "params.yaml").write_text(PARAMS % "true")
+    cfg = load_section("tune", TuneConfig, files / "params.yaml")
+    space, fixed = searched_space(cfg, files / "params.yaml")
+    assert "model.hidden_size" in space and "train.batch_size" in space
+    assert "model.layers" not in space and fixed["model.layers"] == 1 and fixed["train.lr"] == 0.005
+    (files / "params.yaml").write_text(PARAMS % "false")
+    space, fixed = searched_space(cfg, files / "params.yaml")
+    assert fixed == {} and set(space) == set(cfg.search_space())

@@ -135,19 +135,23 @@ def resolve_configs(params_path, tuned_path: Path | None = None
     """
     import json
 
-    from melodance.params import auto_keys, load_section
+    from melodance.params import auto_keys, load_params, load_section
     from melodance.train.config import apply_overrides
 
     model_cfg = load_section("model", ModelConfig, params_path)
     cfg = load_section("train", TrainConfig, params_path)
     auto = auto_keys(params_path)
+    # An explicit features.window is the training window (the features stage's output does
+    # not depend on it); auto: the study's, else the one the features were written with.
+    window = (load_params(params_path).get("features") or {}).get("window")
+    window = window if isinstance(window, int) else None
     if not cfg.use_tuned or not auto:
-        return model_cfg, cfg, None, {}
+        return model_cfg, cfg, window, {}
     if tuned_path is None or not Path(tuned_path).is_file():
         raise FileNotFoundError(f"{tuned_path}: params.yaml sets {', '.join(sorted(auto))} to auto "
                                 "and train.use_tuned is true, but there are no tuned parameters "
                                 "(run the tune stage, or set those keys to values)")
     best = json.loads(Path(tuned_path).read_text()).get("params", {})
     from_study = {k: v for k, v in best.items() if k in auto}
-    m, t, window = apply_overrides(from_study, model_cfg, cfg)
-    return m, t, window, from_study
+    m, t, tuned_window = apply_overrides(from_study, model_cfg, cfg)
+    return m, t, tuned_window or window, from_study

@@ -79,9 +79,33 @@ def make_pruner(cfg: TuneConfig):
     return optuna.pruners.NopPruner()
 
 
-def default_study_name(model_cfg: ModelConfig, cfg: TuneConfig, data_hash: str | None) -> str:
+def searched_space(cfg: TuneConfig, params_path) -> tuple[dict[str, Dim], dict]:
+    """The keys the study searches, and the values it holds fixed.
+
+    With ``train.use_tuned``, only the keys ``params.yaml`` leaves at ``auto`` are searched:
+    a value the user set (``dvc exp run -S``) is what the train stage will use, so the study
+    tunes the other keys for that value instead of searching it. Without ``auto`` keys (or
+    without ``use_tuned``) the whole space is searched, for information.
+    """
+    from melodance.params import auto_keys, load_params, load_section
+
+    space = cfg.search_space()
+    if not load_section("train", TrainConfig, params_path).use_tuned:
+        return space, {}
+    auto = auto_keys(params_path)
+    searched = {k: d for k, d in space.items() if k in auto}
+    if not searched:
+        return space, {}
+    raw = load_params(params_path)
+    fixed = {k: (raw.get(k.partition(".")[0]) or {}).get(k.partition(".")[2])
+             for k in space if k not in searched}
+    return searched, fixed
+
+
+def default_study_name(model_cfg: ModelConfig, cfg: TuneConfig, data_hash: str | None,
+                       fixed: dict | None = None) -> str:
     blob = json.dumps([model_cfg.variant, cfg.model_dump(exclude={"workers", "timeout_s"}),
-                       data_hash], sort_keys=True, default=str)
+                       data_hash] + ([fixed] if fixed else []), sort_keys=True, default=str)
     return f"melodance-{model_cfg.variant}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
@@ -146,7 +170,7 @@ def run_worker(setup: Setup, worker_index: int = 0) -> None:
                               pruner=make_pruner(cfg))
     if not is_url(cfg.storage):
         fail_dead_local_trials(study, cfg.max_retry)
-    space = cfg.search_space()
+    space, _ = searched_space(cfg, setup.params_path)
 
     def objective(trial):
         trial.set_user_attr("host", socket.gethostname())
@@ -208,7 +232,11 @@ def run_tune(features_dir: Path, out_dir: Path, params_path: str = "params.yaml"
     cfg = load_section("tune", TuneConfig, params_path)
     model_cfg = load_section("model", ModelConfig, params_path)
     workers = workers or cfg.workers
-    name = cfg.study_name or default_study_name(model_cfg, cfg, tracking.data_hash())
+    space, fixed = searched_space(cfg, params_path)
+    if fixed:
+        print("tune: searching " + ", ".join(space) + "; held at params.yaml's values: "
+              + ", ".join(f"{k}={'default' if v is None else v}" for k, v in fixed.items()))
+    name = cfg.study_name or default_study_name(model_cfg, cfg, tracking.data_hash(), fixed)
     storage = make_storage(cfg)
     optuna.logging.set_verbosity(optuna.logging.WARNING)   # this command prints its own summary
     study = optuna.create_study(study_name=name, storage=storage, direction="minimize",
