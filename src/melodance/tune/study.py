@@ -46,9 +46,9 @@ class Setup:
 # Optuna marks the journal file storage, the retry callback and its matplotlib plots as
 # experimental and says so on every run; this project pins Optuna's version, so the notice
 # tells a user nothing they can act on.
-warnings.filterwarnings("ignore", message=r".* is experimental \(supported from v", module="optuna")
-warnings.filterwarnings("ignore", message=r".* is experimental \(supported from v",
-                        module="melodance")
+EXPERIMENTAL = r".* is experimental \(supported from v"
+warnings.filterwarnings("ignore", message=EXPERIMENTAL, module="optuna")
+warnings.filterwarnings("ignore", message=EXPERIMENTAL, module="melodance")
 
 
 def is_url(storage: str) -> bool:
@@ -314,7 +314,9 @@ def _plots(study, out_dir: Path) -> None:
     for name, fn in (("optimization_history", ovm.plot_optimization_history),
                      ("param_importances", ovm.plot_param_importances)):
         try:
-            ax = fn(study)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=EXPERIMENTAL)
+                ax = fn(study)
         except (ValueError, RuntimeError, ZeroDivisionError) as e:  # e.g. too few trials
             print(f"tune: no {name} plot ({e})", file=sys.stderr)
             continue
