@@ -189,8 +189,12 @@ def test_exp_block_explicit_values_win_over_the_study(demo):
     lr = float(re.search(r"train\.lr=([\d.e-]+)", set_line).group(1))
     hidden = int(re.search(r"model\.hidden_size=(\d+)", set_line).group(1))
 
+    # The study held the values set with -S fixed and tuned the auto keys for them.
     tuned = json.loads((repo / "outputs/tune/best_params.json").read_text())["params"]
-    assert tuned["model.hidden_size"] != hidden and tuned["train.lr"] != lr   # the study disagrees
+    assert "model.hidden_size" not in tuned and "train.lr" not in tuned and "model.layers" in tuned
+    tune_run = _mlflow(repo)[0].search_runs(
+        [_mlflow(repo)[1].experiment_id], "tags.`melodance.stage` = 'tune'", order_by=["start_time DESC"])[0]
+    assert tune_run.data.params["model.hidden_size"] == str(hidden)
     bundle = DanceBundle.load(repo / "outputs/train/model.pt")
     assert bundle.model.cfg.hidden_size == hidden
     assert bundle.extra["train_config"]["lr"] == pytest.approx(lr)
