@@ -27,7 +27,8 @@ demo: setup
 	@echo "--- dvc status (should be clean) ---"
 	dvc status
 	dvc metrics show
-	@echo "Runs: mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db"
+	@echo "Runs: mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db, then http://127.0.0.1:5000/#/experiments/1/runs"
+	@echo "git status shows dvc.lock changed: commit it (README, Quick start)"
 
 test: setup
 	pytest -q

@@ -33,9 +33,30 @@ melodance: music-to-dance synthesis as a tracked, reproducible pipeline.
 
 Typical use (in a clone of this repository):
   melodance data synth          write the embedded synthetic corpus into data/
-  dvc repro                     validate -> features -> train -> evaluate
+  dvc repro                     the pipeline: validate -> features -> tune -> train
+                                -> evaluate -> render -> register (each a command below)
   mlflow ui --backend-store-uri sqlite:///$PWD/mlflow.db   compare runs
 """
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default only where it says something: not when the help text
+    already names it, and not for flags and options whose default is "not given"."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, True, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+def _use_formatter(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:   # noqa: SLF001 - argparse offers no public walk
+        if isinstance(action, argparse._SubParsersAction):   # noqa: SLF001
+            for child in action.choices.values():
+                if child.formatter_class in (argparse.HelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+                    child.formatter_class = HelpFormatter
+                _use_formatter(child)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _use_formatter(parser)
     return parser
 
 

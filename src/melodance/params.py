@@ -18,6 +18,12 @@ T = TypeVar("T", bound=BaseModel)
 
 PARAMS_FILE = "params.yaml"
 
+# A value of ``auto`` means "not chosen by the user": the train stage fills it
+# from the tune stage's best trial (for keys the study searches, with
+# ``train.use_tuned``), every other reader takes the config's built-in default.
+# An explicit value in params.yaml or ``dvc exp run -S`` always wins.
+AUTO = "auto"
+
 
 class Section(BaseModel):
     """Base for a ``params.yaml`` section: strict keys, immutable."""
@@ -61,12 +67,19 @@ def load_section(name: str, model: type[T], path: str | Path | None = None,
                  overrides: dict | None = None) -> T:
     """Validate section ``name`` of ``params.yaml`` into ``model``.
 
-    Missing sections or keys take the model's defaults.
+    Missing sections or keys, and keys set to ``auto``, take the model's defaults.
     """
-    raw = dict(load_params(path).get(name) or {})
+    raw = {k: v for k, v in (load_params(path).get(name) or {}).items() if v != AUTO}
     raw.update(overrides or {})
     try:
         return model.model_validate(raw)
     except ValidationError as e:
         where = path or PARAMS_FILE
         raise ValueError(f"{where}: section {name!r} is invalid:\n{e}") from e
+
+
+def auto_keys(path: str | Path | None = None, sections: tuple[str, ...] = ("model", "train", "features")
+              ) -> set[str]:
+    """The ``section.key`` names set to ``auto`` in ``params.yaml``."""
+    params = load_params(path)
+    return {f"{s}.{k}" for s in sections for k, v in (params.get(s) or {}).items() if v == AUTO}

@@ -26,6 +26,10 @@ from melodance.params import repo_root
 
 DEFAULT_EXPERIMENT = "melodance"
 DB_NAME = "mlflow.db"
+# The MLflow UI opens an experiment of this kind on its runs (model training) view, not on
+# the GenAI traces view.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def tracking_uri() -> str:
@@ -65,23 +69,75 @@ def setup() -> str:
     """Point MLflow at our tracking URI and experiment; return the experiment id."""
     import mlflow
 
+    # MLflow copies artifacts between local folders here (logging, registering): a
+    # progress bar for that is noise in every stage's log, --no-progress or not.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(tracking_uri())
+    if os.environ.get("MLFLOW_RUN_ID") and os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        # Under `mlflow run`: the project's run already exists in the experiment that
+        # `mlflow run --experiment-name` chose; the stage's run is that run.
+        exp_id = os.environ["MLFLOW_EXPERIMENT_ID"]
+        mlflow.set_experiment(experiment_id=exp_id)
+        return exp_id
     name = experiment_name()
 
     def _ensure():
         exp = mlflow.get_experiment_by_name(name)
         if exp is None:
             try:
-                return mlflow.create_experiment(name, artifact_location=artifact_location())
+                return mlflow.create_experiment(name, artifact_location=artifact_location(),
+                                                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
             except Exception:  # noqa: BLE001 - created meanwhile by another process
                 exp = mlflow.get_experiment_by_name(name)
                 if exp is None:
                     raise
+        if EXPERIMENT_KIND_TAG not in exp.tags:
+            mlflow.tracking.MlflowClient().set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG,
+                                                              EXPERIMENT_KIND)
         return exp.experiment_id
 
     exp_id = _retry(_ensure)
+    _retry(_follow_moved_checkout)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+# (table, column) pairs of the MLflow SQLite schema that hold artifact locations.
+_LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                     ("logged_models", "artifact_location"), ("model_versions", "storage_location"),
+                     ("model_versions", "source"))
+
+
+def _follow_moved_checkout() -> int:
+    """Keep a moved or copied checkout self-contained.
+
+    MLflow stores artifact locations as absolute URIs, so a checkout copied with its
+    ``mlflow.db`` would write into, and read from, the original's ``mlartifacts/``. With the
+    default store (``mlflow.db`` and ``mlartifacts/`` at the root), locations under another
+    folder's ``mlartifacts/`` are rewritten to this root's. Returns the rows rewritten.
+    """
+    import sqlite3
+
+    db = repo_root() / DB_NAME
+    # (MLflow copies the URI it is given into MLFLOW_TRACKING_URI, so compare, don't test the env.)
+    if tracking_uri() != f"sqlite:///{db.as_posix()}" or os.environ.get("MELODANCE_ARTIFACT_ROOT"):
+        return 0   # a server or an explicit artifact root: nothing is relative to the checkout
+    here = (repo_root() / "mlartifacts").as_uri()
+    if not db.is_file():
+        return 0
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as con, con:
+        rows = con.execute("SELECT artifact_location FROM experiments "
+                           "WHERE artifact_location LIKE 'file://%/mlartifacts%'").fetchall()
+        olds = {loc[:loc.index("/mlartifacts") + len("/mlartifacts")] for (loc,) in rows} - {here}
+        tables = {t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        n = 0
+        for old in olds:
+            for table, col in _LOCATION_COLUMNS:
+                if table in tables:
+                    n += con.execute(f"UPDATE {table} SET {col} = ? || substr({col}, ?) "  # noqa: S608
+                                     f"WHERE {col} = ? OR substr({col}, 1, ?) = ?",
+                                     (here, len(old) + 1, old, len(old) + 1, old + "/")).rowcount
+    return n
 
 
 def _git_commit(root: Path) -> str | None:
@@ -110,8 +166,10 @@ def data_hash(root: Path | None = None) -> str | None:
 
 def standard_tags(stage: str | None = None) -> dict[str, str]:
     root = repo_root()
+    commit = _git_commit(Path.cwd()) or _git_commit(root) or "unknown"
     tags = {
-        "melodance.git_commit": _git_commit(Path.cwd()) or _git_commit(root) or "unknown",
+        "melodance.git_commit": commit,
+        "mlflow.source.git.commit": commit,   # the standard tag: the UI links the commit
         "melodance.data_hash": data_hash(root) or "unknown",
         "melodance.pid": str(os.getpid()),
         **machine_tags(),
@@ -186,6 +244,21 @@ def stage_run(stage: str, params: dict | None = None, run_name: str | None = Non
     if parent_run_id is not None and mlflow.active_run() is not None:
         nested = True  # a worker running inside the study's own process
     all_tags = {**standard_tags(stage), **(tags or {})}
+    if (stage in FOLLOWS_TRAIN and run_id is None and parent_run_id is None and not nested
+            and mlflow.active_run() is None and not os.environ.get("MLFLOW_RUN_ID")
+            and os.environ.get("DVC_ROOT")):
+        # Only as a DVC stage: then the model is the train stage's (dvc.yaml), whose run
+        # outputs/train/run.json names; by hand, `--model` may be any other bundle.
+        train = _train_run()
+        if train is not None:
+            # One pipeline run = one training run in the runs list, with its evaluation and
+            # videos nested under it (and tagged, for searches).
+            parent_run_id = train.info.run_id
+            all_tags["melodance.train_run_id"] = parent_run_id
+            variant = train.data.tags.get("melodance.variant")
+            if variant:
+                all_tags.setdefault("melodance.variant", variant)
+    run_name = _run_name(run_name, all_tags, top_level=not nested and parent_run_id is None)
     run = _retry(lambda: mlflow.start_run(run_id=run_id, run_name=run_name, nested=nested,
                                           parent_run_id=parent_run_id,
                                           tags=all_tags if run_id is None else None))
@@ -215,6 +288,37 @@ def stage_run(stage: str, params: dict | None = None, run_name: str | None = Non
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, prev)
+
+
+FOLLOWS_TRAIN = ("evaluate", "render")   # stages that evaluate the train stage's model
+TRAIN_RUN_FILE = Path("outputs/train/run.json")   # relative to where DVC runs the stage
+
+
+def _train_run():
+    """The MLflow run of the model this stage works on (``outputs/train/run.json``), or None."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        run_id = json.loads(TRAIN_RUN_FILE.read_text())["run_id"]
+        return MlflowClient(tracking_uri()).get_run(run_id)
+    except (OSError, ValueError, KeyError, TypeError, MlflowException):
+        return None   # no train stage output here, or its run is in another store
+
+
+def _run_name(run_name: str | None, tags: dict[str, str], top_level: bool) -> str | None:
+    """``evaluate-lstm_autoencoder [exp-1a2b3]``: the stage, the variant, the DVC experiment."""
+    if run_name is None:
+        return None
+    variant = tags.get("melodance.variant")
+    if variant and variant not in run_name:
+        run_name = f"{run_name}-{variant}"
+    exp = tags.get("melodance.dvc_exp")
+    if exp and top_level or exp and tags.get("melodance.train_run_id"):
+        run_name = f"{run_name} [{exp}]"
+    return run_name
 
 
 def _is_main_thread() -> bool:
@@ -384,13 +488,39 @@ def run_model_uri(run_id: str, name: str = "model") -> str:
     return f"runs:/{run_id}/{name}"
 
 
+def logged_model_uri(run_id: str, name: str = "model") -> str:
+    """The URI of the model the run logged as ``name``: ``models:/<model id>`` (MLflow 3's
+    logged model), else ``runs:/<run id>/<name>``."""
+    c = client()
+    run = c.get_run(run_id)
+    found = c.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                   filter_string=f"source_run_id = '{run_id}' AND name = '{name}'")
+    return f"models:/{found[0].model_id}" if found else run_model_uri(run_id, name)
+
+
 def register_version(run_id: str, tags: dict[str, str]) -> str:
-    """Register the run's model as a new version of ``melodance``; return the version."""
+    """Register the run's model as a new version of ``melodance``; return the version.
+
+    The version carries the run's variant and DVC experiment as tags and a description
+    saying what it is, so the registry's list and the page's model picker tell versions apart.
+    """
     import mlflow
 
     setup()
-    mv = _retry(lambda: mlflow.register_model(run_model_uri(run_id), REGISTERED_MODEL,
+    c = client()
+    run = c.get_run(run_id)
+    variant = run.data.tags.get("melodance.variant", "unknown")
+    exp = run.data.tags.get("melodance.dvc_exp")
+    tags = {"variant": variant, **({"dvc_exp": exp} if exp else {}), **tags}
+    metric = tags.get("metric.val_metric_loss_per_frame")
+    commit = str(tags.get("git_commit", "?"))[:8]
+    description = (f"{variant}" + (f", DVC experiment {exp}" if exp else "")
+                   + f", trained in run {run.info.run_name or run_id} (git {commit})"
+                   + (f"; validation metric_loss {float(metric):.2f} cm/frame" if metric else ""))
+    uri = logged_model_uri(run_id)
+    mv = _retry(lambda: mlflow.register_model(uri, REGISTERED_MODEL,
                                               tags={k: str(v) for k, v in tags.items()}))
+    _retry(lambda: c.update_model_version(REGISTERED_MODEL, mv.version, description=description))
     return str(mv.version)
 
 
@@ -424,4 +554,5 @@ def registered_model_tags() -> dict[str, str]:
 def model_versions() -> list[dict]:
     vs = client().search_model_versions(f"name = '{REGISTERED_MODEL}'")
     return sorted(({"version": str(v.version), "run_id": v.run_id, "tags": dict(v.tags),
-                    "aliases": list(v.aliases)} for v in vs), key=lambda d: int(d["version"]))
+                    "aliases": list(v.aliases), "description": v.description or ""} for v in vs),
+                  key=lambda d: int(d["version"]))

@@ -13,21 +13,28 @@ def register(sub) -> None:
         "'champion' to it only when it passes the realism gate (params.yaml 'register': a score "
         "on the validation split, KID_k + KID_g by default, with hard floors on motion energy, "
         "still fraction and bone-length error) and scores better than the current champion. "
+        "A model that is not better is registered only with params.yaml register.always: true. "
         "Writes the gate's scores of the model, a real reference, the retrieval baseline and "
         "the mean pose to OUT/gate.json.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--train", default="outputs/train", help="train stage output folder")
     p.add_argument("--features", default="outputs/features", help="feature stage output folder")
-    p.add_argument("--params", default="params.yaml", help="params file (sections register, evaluate)")
+    p.add_argument("--params", default="params.yaml", help="params file (sections register, evaluate; "
+                   "register.always: register a model that is not better, too)")
     p.add_argument("--out", default="outputs/register", help="output folder")
     p.set_defaults(func=_register)
 
-    p = sub.add_parser("promote", help="make a registered version the champion (no metric check)")
-    p.add_argument("version", help="model version number")
+    p = sub.add_parser("promote", help="make a registered version the champion (no metric check)",
+                       description="Move the alias 'champion' of the registered model 'melodance' to "
+                       "VERSION: a person's decision, without the metric check of `melodance register`. "
+                       "The move is recorded, so `melodance rollback` can undo it.")
+    p.add_argument("version", help="model version number (see the page's model picker or the MLflow UI)")
     p.set_defaults(func=_promote)
 
-    p = sub.add_parser("rollback", help="move the champion back to the previous champion")
+    p = sub.add_parser("rollback", help="move the champion back to the previous champion",
+                       description="Move the alias 'champion' back to the version that held it before "
+                       "the last move (by `register` or `promote`).")
     p.set_defaults(func=_rollback)
 
     p = sub.add_parser(
@@ -42,9 +49,9 @@ def register(sub) -> None:
     p.add_argument("--model", default="models:/melodance@champion",
                    help="MLflow model URI (trusted input: it is loaded as given)")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (not loopback: a warning, and anyone who can reach "
-                   "the port can use the model)")
-    p.add_argument("--port", type=int, default=5001)
+                   help="address to listen on (loopback: this machine only; another address: a "
+                   "warning, and anyone who can reach the port can use the model)")
+    p.add_argument("--port", type=int, default=5001, help="TCP port of the HTTP server")
     p.set_defaults(func=_serve)
 
 
@@ -74,13 +81,16 @@ def _register(args) -> int:
     mine = gate["scores"]["model"]
     metrics = {**metrics, "gate_score": mine["score"], "gate_failed": mine["failed"],
                **{f"gate_{k}": v for k, v in mine.items() if k not in ("score", "failed")}}
-    reg = do_register(run["run_id"], metrics)
+    reg = do_register(run["run_id"], metrics, always=cfg.always)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     io.write_json(out / "gate.json", _finite(gate))
     io.write_json(out / "registration.json", {**reg.__dict__, "gate_score": _finite(mine["score"]),
                                               "gate_failed": mine["failed"],
                                               "prefers_retrieval": gate.get("prefers_retrieval")})
+    if reg.version is None:
+        print(f"not registered: champion stays v{reg.champion} ({reg.reason})")
+        return 0
     verb = "is now champion" if reg.promoted else "registered; champion stays"
     print(f"melodance v{reg.version} {verb} (champion: v{reg.champion}; {reg.reason})")
     return 0

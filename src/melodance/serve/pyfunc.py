@@ -12,6 +12,7 @@ instead of a cloudpickled object, so loading it unpickles nothing of ours.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -22,6 +23,12 @@ MODEL_CODE = Path(__file__).with_name("model_code.py")
 
 
 class DancePyfunc(mlflow.pyfunc.PythonModel):
+    # The request is one JSON object whose fields depend on its kind (a song or its features):
+    # the signature (below) documents it and MLflow checks requests against it. Type hints on
+    # ``predict`` would make MLflow coerce the request, and without them MLflow asks for them
+    # on every import; this MLflow switch skips its type-hint wrapper.
+    _skip_type_hint_validation = True
+
     def load_context(self, context) -> None:
         from melodance.models.bundle import DanceBundle
 
@@ -31,9 +38,42 @@ class DancePyfunc(mlflow.pyfunc.PythonModel):
         from melodance.serve.predict import RequestError, predict
 
         try:
-            return predict(self.bundle, model_input)
+            return predict(self.bundle, _plain_cells(model_input))
         except RequestError as e:
             raise MlflowException.invalid_parameter_value(str(e)) from e
+
+
+def _plain_cells(model_input):
+    """MLflow's schema check turns the request into a one-row DataFrame whose array cells are
+    object arrays of rows: back to nested lists, which the request parser reads."""
+    import numpy as np
+
+    if not (hasattr(model_input, "columns") and hasattr(model_input, "iloc")):
+        return model_input
+    out = model_input.copy()
+    for c in out.columns:
+        out[c] = [[np.asarray(r).tolist() for r in v] if isinstance(v, np.ndarray) and v.dtype == object
+                  else v.tolist() if isinstance(v, np.ndarray) else v for v in out[c]]
+    return out
+
+
+def signature():
+    """The request and answer of ``/invocations`` (README "Model registry and serving"):
+    either a song (``audio_base64``, optional ``start_s``, ``duration_s``) or its raw features
+    (``music`` [frames, 16] with ``temporal`` [frames, 3]); the answer is the motion in cm."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, Schema
+
+    matrix = Array(Array("double"))
+    inputs = Schema([ColSpec("string", "audio_base64", required=False),
+                     ColSpec("double", "start_s", required=False),
+                     ColSpec("double", "duration_s", required=False),
+                     ColSpec(matrix, "music", required=False),
+                     ColSpec(matrix, "temporal", required=False),
+                     ColSpec(Array("double"), "root_start", required=False)])
+    outputs = Schema([ColSpec(Array(Array(Array("float"))), "joints"), ColSpec(Array(Array("float")), "root"),
+                      ColSpec("double", "fps"), ColSpec("long", "frames")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
 def pip_requirements() -> list[str]:
@@ -50,7 +90,10 @@ def log_model(bundle_path: Path, name: str = "model"):
     import melodance
 
     pkg = Path(melodance.__file__).parent
-    return mlflow.pyfunc.log_model(
-        name=name, python_model=str(MODEL_CODE), artifacts={"bundle": str(bundle_path)},
-        code_paths=[str(pkg)], pip_requirements=pip_requirements(),
-    )
+    with warnings.catch_warnings():
+        # An input example would be a whole song in every model version; the signature says it.
+        warnings.filterwarnings("ignore", message=".*An input example was not provided")
+        return mlflow.pyfunc.log_model(
+            name=name, python_model=str(MODEL_CODE), artifacts={"bundle": str(bundle_path)},
+            code_paths=[str(pkg)], pip_requirements=pip_requirements(), signature=signature(),
+        )

@@ -35,6 +35,7 @@ class RegisterConfig(Section):
     floors: dict[str, tuple[float | None, float | None]] = Field(default_factory=lambda: {
         "motion_energy_ratio": (0.5, 2.0), "still_fraction": (None, 0.2),
         "bone_error_cm": (None, 5.0)})
+    always: bool = False    # every pipeline run becomes a version (not only a new champion)
 
 
 def gate_scores(fs, bundle, eval_cfg, cfg: RegisterConfig, rows=None, retrieval=None) -> dict:
@@ -69,7 +70,7 @@ def _better(a: float, b: float) -> bool:
 
 @dataclass
 class Registration:
-    version: str
+    version: str | None       # None: not registered (not better, and register.always is false)
     promoted: bool
     champion: str
     reason: str
@@ -90,8 +91,11 @@ def _move(version: str) -> None:
     tracking.set_registered_model_tag(HISTORY_TAG, json.dumps(hist))
 
 
-def register(run_id: str, metrics: dict, extra_tags: dict | None = None) -> Registration:
-    """Register the run's model; promote it when it beats the champion (or there is none)."""
+def register(run_id: str, metrics: dict, extra_tags: dict | None = None,
+             always: bool = True) -> Registration:
+    """Promote the run's model when it beats the champion (or there is none). It becomes a
+    registry version when promoted, or always with ``always`` (``register.always``);
+    otherwise ``Registration.version`` is None and the registry is left as it was."""
     if METRIC not in metrics:
         raise ValueError(f"metrics lack {METRIC!r}: cannot compare with the champion")
     value = float(metrics[METRIC])
@@ -101,21 +105,25 @@ def register(run_id: str, metrics: dict, extra_tags: dict | None = None) -> Regi
         tags["gate_failed"] = "; ".join(failed)
     tags.update({"git_commit": tracking.standard_tags()["melodance.git_commit"],
                  "data_hash": tracking.data_hash() or "unknown", **(extra_tags or {})})
-    version = tracking.register_version(run_id, tags)
     current = tracking.champion_version()
     if failed or not math.isfinite(value):
-        why = "; ".join(failed) or f"{METRIC} is {value}"
-        return Registration(version, False, current or "none", f"fails the gate's floors: {why}")
-    if current is None:
+        better = False
+        reason = f"fails the gate's floors: {'; '.join(failed) or f'{METRIC} is {value}'}"
+    elif current is None:
+        better, reason = True, "no champion yet"
+    else:
+        best = float(tracking.model_version_tags(current).get(f"metric.{METRIC}", "inf"))
+        better = _better(value, best)
+        reason = (f"{METRIC} {value:.4f} < champion v{current}'s {best:.4f}" if better else
+                  f"{METRIC} {value:.4f} does not beat champion v{current}'s {best:.4f}")
+    if not better and not always:
+        return Registration(None, False, current or "none",
+                            reason + "; not registered (register.always: false)")
+    version = tracking.register_version(run_id, tags)
+    if better:
         _move(version)
-        return Registration(version, True, version, "no champion yet")
-    best = float(tracking.model_version_tags(current).get(f"metric.{METRIC}", "inf"))
-    if _better(value, best):
-        _move(version)
-        return Registration(version, True, version,
-                            f"{METRIC} {value:.4f} < champion v{current}'s {best:.4f}")
-    return Registration(version, False, current,
-                        f"{METRIC} {value:.4f} does not beat champion v{current}'s {best:.4f}")
+        return Registration(version, True, version, reason)
+    return Registration(version, False, current or "none", reason)
 
 
 def promote(version: str) -> None:

@@ -21,7 +21,7 @@ def register(sub) -> None:
     p.add_argument("--out", default="outputs/train", help="output folder")
     p.add_argument("--params", default="params.yaml", help="params file (sections model, train)")
     p.add_argument("--tuned", default="outputs/tune/best_params.json",
-                   help="tuned parameters, used when train.use_tuned is true")
+                   help="tuned parameters: fill the keys params.yaml sets to auto (train.use_tuned)")
     p.add_argument("--family", default=None, choices=FAMILIES,
                    help="train this family instead of params.yaml's model.family")
     p.add_argument("--variant", default=None, choices=VARIANTS,
@@ -36,15 +36,20 @@ def _train(args) -> int:
     from pathlib import Path
 
     from melodance.models import ModelConfig
-    from melodance.train.stage import load_configs, run_training
+    from melodance.train.stage import resolve_configs, run_training
 
-    model_cfg, train_cfg, window = load_configs(args.params, None if args.no_tuned else Path(args.tuned),
-                                                use_tuned=False if args.no_tuned else None)
+    model_cfg, train_cfg, window, from_study = resolve_configs(
+        args.params, None if args.no_tuned else Path(args.tuned),
+        use_tuned=False if args.no_tuned else None)
     if args.family or args.variant:
         over = {k: v for k, v in (("family", args.family), ("variant", args.variant)) if v}
         model_cfg = ModelConfig.model_validate({**model_cfg.model_dump(), **over})
+    if from_study:
+        print("from the tune stage (params.yaml says auto): "
+              + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in sorted(from_study.items())))
     metrics = run_training(Path(args.features), Path(args.out), model_cfg, train_cfg,
-                           window=window, progress=not args.no_progress)
+                           window=window, progress=not args.no_progress, from_study=from_study)
     if model_cfg.family == "vqgpt":
         print(f"trained vqgpt: {metrics['vq_steps']} VQ-VAE + {metrics['gpt_steps']} GPT steps in "
               f"{metrics['fit_s']:.0f} s, validation speed ratio {metrics.get('val_speed_ratio')}")

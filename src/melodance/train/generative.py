@@ -94,7 +94,8 @@ def curves_figure(rows: list[dict]):
 
 
 def run_vqgpt(fs, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, *,
-              window: int | None = None, progress: bool = True, log_model: bool = True) -> dict:
+              window: int | None = None, progress: bool = True, log_model: bool = True,
+              from_study: dict | None = None) -> dict:
     """Fit, log to MLflow, write the stage outputs; return the summary metrics (``window`` is
     the LSTM's and unused here: the family cuts its own windows)."""
     import matplotlib.pyplot as plt

@@ -20,7 +20,8 @@ from melodance.train.config import TrainConfig
 
 
 def run_retrieval(fs, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, *,
-                  window: int | None = None, progress: bool = True, log_model: bool = True) -> dict:
+                  window: int | None = None, progress: bool = True, log_model: bool = True,
+                  from_study: dict | None = None) -> dict:
     """Fit, log to MLflow, write the stage outputs; return the summary metrics (``window`` and
     ``progress`` are unused: nothing is trained)."""
     import matplotlib

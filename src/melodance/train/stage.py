@@ -53,9 +53,13 @@ def summary_metrics(result: TrainResult) -> dict:
 
 
 def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig,
-                 *, window: int | None = None, progress: bool = True, log_model: bool = True) -> dict:
+                 *, window: int | None = None, progress: bool = True, log_model: bool = True,
+                 from_study: dict | None = None) -> dict:
     """Train the family ``model_cfg.family`` selects (models/families.py), log to MLflow,
-    write the stage outputs; return the summary metrics."""
+    write the stage outputs; return the summary metrics.
+
+    ``from_study``: the ``section.key`` values taken from the tune stage (tagged on the run
+    and kept in the bundle, so nobody mistakes them for params.yaml's)."""
     from melodance.features.pipeline import load_features
     from melodance.models.families import train_function
 
@@ -63,11 +67,12 @@ def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg:
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     return train_function(model_cfg)(fs, out_dir, model_cfg, cfg, window=window,
-                                     progress=progress, log_model=log_model)
+                                     progress=progress, log_model=log_model, from_study=from_study)
 
 
 def train_lstm(fs, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, *,
-               window: int | None = None, progress: bool = True, log_model: bool = True) -> dict:
+               window: int | None = None, progress: bool = True, log_model: bool = True,
+               from_study: dict | None = None) -> dict:
     """The LSTM family's train stage: epochs with checkpoints and exact resume."""
     from melodance.models.bundle import DanceBundle
     from melodance.train.plots import loss_curves
@@ -82,6 +87,10 @@ def train_lstm(fs, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, *,
     params = {"model": model_cfg.model_dump(), "train": cfg.model_dump(),
               "features": features_params}
     tags = {"melodance.variant": model_cfg.variant, "melodance.checkpoint": str(ckpt)}
+    if from_study:
+        import json
+
+        tags["melodance.from_study"] = json.dumps(from_study, sort_keys=True)
     resumed = ckpt.is_file()
     if resumed:
         tags["melodance.resumed"] = "true"
@@ -110,13 +119,14 @@ def train_lstm(fs, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, *,
 
         fig = loss_curves(result.history, title=f"{model_cfg.variant}")
         write_outputs(out_dir, run, DanceBundle(result.model, fs.normalizers, fs.meta), metrics,
-                      history_csv(result.history), fig, log_model=log_model)
+                      history_csv(result.history), fig, log_model=log_model,
+                      extra={"train_config": cfg.model_dump(), "from_study": dict(from_study or {})})
     ckpt.unlink(missing_ok=True)
     return metrics
 
 
 def write_outputs(out_dir: Path, run, bundle, metrics: dict, history_text: str, fig, *,
-                  log_model: bool = True) -> None:
+                  log_model: bool = True, extra: dict | None = None) -> None:
     """Write the stage's outputs as one unit and log them to the active MLflow run.
 
     Everything goes into a temporary folder that replaces ``out_dir`` in one
@@ -127,7 +137,7 @@ def write_outputs(out_dir: Path, run, bundle, metrics: dict, history_text: str, 
     run_id = run.info.run_id
     with io.atomic_dir(out_dir) as tmp:
         _carry_foreign_files(out_dir, tmp)
-        bundle.save(tmp / "model.pt", extra={"run_id": run_id, "metrics": metrics})
+        bundle.save(tmp / "model.pt", extra={"run_id": run_id, "metrics": metrics, **(extra or {})})
         _fault("model.pt")
         io.write_json(tmp / "metrics.json", metrics)
         _fault("metrics.json")
@@ -211,24 +221,45 @@ def check_outputs(train_dir: str | Path) -> tuple[dict, dict]:
 
 def load_configs(params_path, tuned_path: Path | None = None, use_tuned: bool | None = None
                  ) -> tuple[ModelConfig, TrainConfig, int | None]:
-    """The ``model`` and ``train`` sections; with ``train.use_tuned``, overridden by the
-    tune stage's best parameters. Returns ``(model_cfg, train_cfg, window)``, where
-    ``window`` is the tuned window length in frames (None: the features' own). ``use_tuned``
-    overrides ``train.use_tuned`` (None: the file's)."""
+    """The ``model`` and ``train`` sections with tuned values filled in (see :func:`resolve_configs`).
+    Returns ``(model_cfg, train_cfg, window)``."""
+    m, t, window, _ = resolve_configs(params_path, tuned_path, use_tuned)
+    return m, t, window
+
+
+def resolve_configs(params_path, tuned_path: Path | None = None, use_tuned: bool | None = None
+                    ) -> tuple[ModelConfig, TrainConfig, int | None, dict]:
+    """The ``model`` and ``train`` sections of ``params.yaml``; with ``train.use_tuned``, a key
+    set to ``auto`` takes the tune stage's best value. An explicit value (params.yaml or
+    ``dvc exp run -S``) always wins over the study, so ``dvc exp show`` and the MLflow run
+    agree on every explicit parameter. ``use_tuned`` overrides ``train.use_tuned`` (None:
+    the file's).
+
+    Returns ``(model_cfg, train_cfg, window, from_study)``: ``window`` is the tuned window
+    length in frames (None: the features' own), ``from_study`` maps each ``section.key`` taken
+    from the study to its value.
+    """
     import json
 
-    from melodance.params import load_section
+    from melodance.params import auto_keys, load_params, load_section
     from melodance.train.config import apply_overrides
 
     model_cfg = load_section("model", ModelConfig, params_path)
     cfg = load_section("train", TrainConfig, params_path)
     if use_tuned is not None:
         cfg = TrainConfig.model_validate({**cfg.model_dump(), "use_tuned": use_tuned})
-    if not cfg.use_tuned:
-        return model_cfg, cfg, None
+    auto = auto_keys(params_path)
+    # An explicit features.window is the training window (the features stage's output does
+    # not depend on it); auto: the study's, else the one the features were written with.
+    window = (load_params(params_path).get("features") or {}).get("window")
+    window = window if isinstance(window, int) else None
+    if not cfg.use_tuned or not auto:
+        return model_cfg, cfg, window, {}
     if tuned_path is None or not Path(tuned_path).is_file():
-        raise FileNotFoundError(f"{tuned_path}: train.use_tuned is true but there are no "
-                                "tuned parameters (run the tune stage)")
-    best = json.loads(Path(tuned_path).read_text())
-    m, t, window = apply_overrides(best.get("params", {}), model_cfg, cfg)
-    return m, TrainConfig.model_validate({**t.model_dump(), "use_tuned": True}), window
+        raise FileNotFoundError(f"{tuned_path}: params.yaml sets {', '.join(sorted(auto))} to auto "
+                                "and train.use_tuned is true, but there are no tuned parameters "
+                                "(run the tune stage, or set those keys to values)")
+    best = json.loads(Path(tuned_path).read_text()).get("params", {})
+    from_study = {k: v for k, v in best.items() if k in auto}
+    m, t, tuned_window = apply_overrides(from_study, model_cfg, cfg)
+    return m, t, tuned_window or window, from_study

@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,14 @@ class Setup:
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
+
+
+# Optuna marks the journal file storage, the retry callback and its matplotlib plots as
+# experimental and says so on every run; this project pins Optuna's version, so the notice
+# tells a user nothing they can act on.
+EXPERIMENTAL = r".* is experimental \(supported from v"
+warnings.filterwarnings("ignore", message=EXPERIMENTAL, module="optuna")
+warnings.filterwarnings("ignore", message=EXPERIMENTAL, module="melodance")
 
 
 def is_url(storage: str) -> bool:
@@ -70,10 +79,34 @@ def make_pruner(cfg: TuneConfig):
     return optuna.pruners.NopPruner()
 
 
-def default_study_name(model_cfg: ModelConfig, cfg: TuneConfig, data_hash: str | None) -> str:
+def searched_space(cfg: TuneConfig, params_path, family: str = "lstm") -> tuple[dict[str, Dim], dict]:
+    """The keys the study searches for ``family``, and the values it holds fixed.
+
+    With ``train.use_tuned``, only the keys ``params.yaml`` leaves at ``auto`` are searched:
+    a value the user set (``dvc exp run -S``) is what the train stage will use, so the study
+    tunes the other keys for that value instead of searching it. Without ``auto`` keys (or
+    without ``use_tuned``) the whole space is searched, for information.
+    """
+    from melodance.params import auto_keys, load_params, load_section
+
+    space = cfg.search_space(family)
+    if not load_section("train", TrainConfig, params_path).use_tuned:
+        return space, {}
+    auto = auto_keys(params_path)
+    searched = {k: d for k, d in space.items() if k in auto}
+    if not searched:
+        return space, {}
+    raw = load_params(params_path)
+    fixed = {k: (raw.get(k.partition(".")[0]) or {}).get(k.partition(".")[2])
+             for k in space if k not in searched}
+    return searched, fixed
+
+
+def default_study_name(model_cfg: ModelConfig, cfg: TuneConfig, data_hash: str | None,
+                       fixed: dict | None = None) -> str:
     name = "vqgpt" if model_cfg.family == "vqgpt" else model_cfg.variant
     blob = json.dumps([name, model_cfg.vqgpt, cfg.model_dump(exclude={"workers", "timeout_s"}),
-                       data_hash], sort_keys=True, default=str)
+                       data_hash] + ([fixed] if fixed else []), sort_keys=True, default=str)
     return f"melodance-{name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
@@ -137,7 +170,7 @@ def run_worker(setup: Setup, worker_index: int = 0) -> None:
                               pruner=make_pruner(cfg))
     if not is_url(cfg.storage):
         fail_dead_local_trials(study, cfg.max_retry)
-    space = cfg.search_space(base_model.family)
+    space, _ = searched_space(cfg, setup.params_path, base_model.family)
     if base_model.family == "vqgpt":
         objective = _vqgpt_objective(setup, cfg, base_model, base_train, fs, space, worker_index)
     else:
@@ -275,8 +308,13 @@ def run_tune(features_dir: Path, out_dir: Path, params_path: str = "params.yaml"
                              f"model.family {model_cfg.family}: tune.vqgpt_space is empty, "
                              "nothing to tune (the train stage uses params.yaml's values)")
     workers = workers or cfg.workers
-    name = cfg.study_name or default_study_name(model_cfg, cfg, tracking.data_hash())
+    space, fixed = searched_space(cfg, params_path)
+    if fixed:
+        print("tune: searching " + ", ".join(space) + "; held at params.yaml's values: "
+              + ", ".join(f"{k}={'default' if v is None else v}" for k, v in fixed.items()))
+    name = cfg.study_name or default_study_name(model_cfg, cfg, tracking.data_hash(), fixed)
     storage = make_storage(cfg)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)   # this command prints its own summary
     study = optuna.create_study(study_name=name, storage=storage, direction="minimize",
                                 load_if_exists=True)
     tracking.setup()  # create the MLflow database once, before workers race for it
@@ -367,7 +405,9 @@ def _plots(study, out_dir: Path) -> None:
     for name, fn in (("optimization_history", ovm.plot_optimization_history),
                      ("param_importances", ovm.plot_param_importances)):
         try:
-            ax = fn(study)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=EXPERIMENTAL)
+                ax = fn(study)
         except (ValueError, RuntimeError, ZeroDivisionError) as e:  # e.g. too few trials
             print(f"tune: no {name} plot ({e})", file=sys.stderr)
             continue

@@ -264,7 +264,10 @@ class UiApp:
                 choices.append({"id": f"@{a}", "label": f"{a} (version {v['version']})"})
         for v in reversed(versions):
             aliases = f" ({', '.join(v['aliases'])})" if v["aliases"] else ""
-            choices.append({"id": f"v{v['version']}", "label": f"version {v['version']}{aliases}"})
+            what = " · ".join(t for t in (v["tags"].get("variant"), v["tags"].get("dvc_exp")) if t)
+            choices.append({"id": f"v{v['version']}",
+                            "label": f"version {v['version']}{aliases}" + (f" · {what}" if what else ""),
+                            "description": v.get("description", "")})
         return {"default": DEFAULT_MODEL, "choices": choices, "note": note}
 
     def _default_label(self) -> str:

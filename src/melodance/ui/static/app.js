@@ -45,7 +45,11 @@ async function getJSON(url, options) {
 async function loadChoices() {
   try {
     const m = await getJSON("/api/models");
-    $("model").replaceChildren(...m.choices.map((c) => new Option(c.label, c.id)));
+    $("model").replaceChildren(...m.choices.map((c) => {
+      const o = new Option(c.label, c.id);
+      if (c.description) o.title = c.description;   // variant, experiment, run, metric on hover
+      return o;
+    }));
     if (m.note) { $("model-note").textContent = m.note; $("model-note").hidden = false; }
   } catch (e) { showError(e.message); }
   try {
