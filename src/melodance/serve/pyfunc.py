@@ -70,7 +70,8 @@ def signature():
                      ColSpec("double", "duration_s", required=False),
                      ColSpec(matrix, "music", required=False),
                      ColSpec(matrix, "temporal", required=False),
-                     ColSpec(Array("double"), "root_start", required=False)])
+                     ColSpec(Array("double"), "root_start", required=False),
+                     ColSpec("long", "seed", required=False)])  # sampling seed (generative families)
     outputs = Schema([ColSpec(Array(Array(Array("float"))), "joints"), ColSpec(Array(Array("float")), "root"),
                       ColSpec("double", "fps"), ColSpec("long", "frames")])
     return ModelSignature(inputs=inputs, outputs=outputs)
