@@ -39,6 +39,7 @@ TINY = {
                     "train.recon_weight": {"low": 0.1, "high": 1.0},
                     "train.batch_size": {"choices": [16]}},
     "render__max_seconds": 4, "render__width": 160, "render__height": 120,
+    "render__allow_still": True,  # a 3-epoch model stands still; the still rule: test_realism.py
     "evaluate__validity_n_perm": 200,
 }
 

@@ -133,6 +133,25 @@ def _short(name) -> str:
     return repr(text) if re.fullmatch(r"[A-Za-z0-9_.-]{1,24}", text) else "(a long or odd name)"
 
 
+def check_fields(req: dict) -> None:
+    """The checks of :func:`predict` that need no model: field names, the numeric scalars,
+    ``root_start`` and ``seed``. The scoring server's guard runs them before MLflow's schema
+    enforcement, whose messages neither name every field nor refuse unknown ones."""
+    unknown = [k for k in req if k not in FIELDS]
+    if unknown:
+        raise RequestError(f"unknown field(s) {', '.join(_short(k) for k in unknown[:5])}"
+                           f"{' ...' if len(unknown) > 5 else ''}; the fields are "
+                           f"{', '.join(FIELDS)}")
+    if req.get("root_start") is not None:
+        _root_start(req["root_start"])
+    if req.get("seed") is not None:
+        parse_seed(req["seed"], "seed")
+    if req.get("start_s") is not None:
+        _number(req["start_s"], "start_s", 0.0, MAX_SONG_S)
+    if req.get("duration_s") is not None:
+        _number(req["duration_s"], "duration_s", 0.0, MAX_DURATION_S, lo_open=True)
+
+
 def predict(bundle, req) -> dict:
     """Generate a dance for one request (see the module docstring).
 
@@ -143,11 +162,7 @@ def predict(bundle, req) -> dict:
     from melodance.features.config import FeaturesConfig
 
     req = normalise_request(req)
-    unknown = [k for k in req if k not in FIELDS]
-    if unknown:
-        raise RequestError(f"unknown field(s) {', '.join(_short(k) for k in unknown[:5])}"
-                           f"{' ...' if len(unknown) > 5 else ''}; the fields are "
-                           f"{', '.join(FIELDS)}")
+    check_fields(req)
     # Cheap checks first: a bad root_start is refused before any audio is decoded.
     root_start = None if req.get("root_start") is None else _root_start(req["root_start"])
     seed = None if req.get("seed") is None else parse_seed(req["seed"], "seed")

@@ -105,6 +105,26 @@ def short_error(status: int, body: bytes) -> str:
                   "internal error (see the server's log)")
 
 
+def _precheck(body: bytes) -> str | None:
+    """The model-free checks of a request's named ``inputs`` (serve.predict.check_fields), run
+    before MLflow enforces the signature: its messages would not name every field. Anything
+    else (not JSON, other input formats) goes on to MLflow's own checks."""
+    from melodance.serve.predict import RequestError, check_fields
+
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    inputs = obj.get("inputs") if isinstance(obj, dict) else None
+    if not isinstance(inputs, dict):
+        return None
+    try:
+        check_fields(inputs)
+    except RequestError as e:
+        return _cut(str(e))
+    return None
+
+
 def _cut(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 3] + "..."
@@ -191,6 +211,9 @@ class Guard:
                 return await _error(send, 413, self._too_large())
             if body is None:
                 return  # the client left
+            problem = _precheck(body)
+            if problem:
+                return await _error(send, 400, problem)
             await self._forward(scope, self._replay(body, receive), send)
         finally:
             self._slots.release()
