@@ -190,6 +190,17 @@ def run_worker(setup: Setup, worker_index: int = 0) -> None:
                    catch=(RuntimeError, ValueError, FloatingPointError))
 
 
+def _start_trial(trial, space: dict, base_model: ModelConfig, base_train: TrainConfig,
+                 worker_index: int):
+    """Tag the trial with where it runs (the journal's dead-process check reads host and pid),
+    draw its parameters and apply them: ``(params, model_cfg, train_cfg, window)``."""
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("pid", os.getpid())
+    trial.set_user_attr("worker", worker_index)
+    params = suggest(trial, space)
+    return (params, *apply_overrides(params, base_model, base_train))
+
+
 def _vqgpt_objective(setup: Setup, cfg: TuneConfig, base_model: ModelConfig,
                      base_train: TrainConfig, fs, space: dict, worker_index: int):
     """A trial trains the generative family for ``tune.vqgpt_scale`` of its epochs; the value is
@@ -204,11 +215,7 @@ def _vqgpt_objective(setup: Setup, cfg: TuneConfig, base_model: ModelConfig,
     frames = int(sum(len(fs.sequences[n].motion) for n in fs.split["train"]))
 
     def objective(trial):
-        trial.set_user_attr("host", socket.gethostname())
-        trial.set_user_attr("pid", os.getpid())
-        trial.set_user_attr("worker", worker_index)
-        params = suggest(trial, space)
-        m, t, _ = apply_overrides(params, base_model, base_train)
+        params, m, t, _ = _start_trial(trial, space, base_model, base_train, worker_index)
         length = {k: float(m.vqgpt.get(k, d)) * cfg.vqgpt_scale for k, d in DEFAULT_LENGTH.items()}
         m = ModelConfig.model_validate({**m.model_dump(), "vqgpt": {**m.vqgpt, **length}})
         stored, vq_cfg = resolve(m, t.seed, frames)
@@ -254,11 +261,7 @@ def _lstm_objective(setup: Setup, cfg: TuneConfig, base_model: ModelConfig,
     from melodance.train.loop import fit
 
     def objective(trial):
-        trial.set_user_attr("host", socket.gethostname())
-        trial.set_user_attr("pid", os.getpid())
-        trial.set_user_attr("worker", worker_index)
-        params = suggest(trial, space)
-        m, t, window = apply_overrides(params, base_model, base_train)
+        params, m, t, window = _start_trial(trial, space, base_model, base_train, worker_index)
         t = TrainConfig.model_validate({**t.model_dump(), "epochs": cfg.epochs,
                                         "patience": cfg.epochs, "threads": 1})
         with tracking.stage_run("tune-trial", params={"trial": params, "model": m.model_dump(),
