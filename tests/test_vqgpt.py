@@ -8,7 +8,16 @@ import torch
 
 from melodance.features.motion import MOTION_DIM
 from melodance.features.pipeline import FeatureSet, SequenceFeatures
-from melodance.models.vqgpt import FORMAT, VQGPTConfig, VQGPTDancer, fit
+from melodance.models.vqgpt import (
+    FORMAT,
+    VQGPTConfig,
+    VQGPTDancer,
+    fit,
+    from_canonical,
+    heading,
+    saved_config,
+    to_canonical,
+)
 
 COND = 19  # 16 music + 3 temporal
 TINY = dict(codes=16, code_dim=8, vq_width=16, vq_window=16, gpt_dim=16, gpt_depth=2, gpt_heads=2,
@@ -46,12 +55,42 @@ def cond(frames: int, seed: int = 1) -> np.ndarray:
 
 def test_fit_sets_statistics_and_generates_any_length(model):
     fs = synthetic_set()
-    allm = np.concatenate([fs.sequences[n].motion for n in fs.split["train"]])
+    allm = torch.cat([to_canonical(torch.from_numpy(fs.sequences[n].motion))
+                      for n in fs.split["train"]]).numpy()
     np.testing.assert_allclose(model.motion_mean.numpy(), allm.mean(0), rtol=1e-4, atol=1e-3)
     for frames in (1, 4, 37, 250):  # not multiples of the 4-frame token as well
         out = model.generate(cond(frames), seed=0)
         assert out.shape == (frames, MOTION_DIM) and out.dtype == np.float32
         assert np.isfinite(out).all()
+
+
+def test_canonical_representation_round_trips_and_ignores_the_heading():
+    """Facing one way: the same dance turned about the vertical axis has the same
+    representation, and the inverse gives the features back from the start heading."""
+    m = torch.from_numpy(synthetic_set().sequences["DANCE_W_0.0"].motion)
+    rep = to_canonical(m)
+    assert rep.shape == (len(m), MOTION_DIM + 1)
+    torch.testing.assert_close(from_canonical(rep, float(heading(m[:1])[0])), m, atol=1e-3, rtol=1e-4)
+    a = 0.7  # turn every joint and the root velocity by 0.7 rad
+    turned = m.clone()
+    for x, z in ((slice(0, 23), slice(46, 69)), (slice(69, 70), slice(70, 71))):
+        turned[:, x] = np.cos(a) * m[:, x] - np.sin(a) * m[:, z]
+        turned[:, z] = np.sin(a) * m[:, x] + np.cos(a) * m[:, z]
+    torch.testing.assert_close(to_canonical(turned), rep, atol=1e-3, rtol=1e-4)
+
+
+def test_code_groups_give_several_tokens_per_step():
+    torch.manual_seed(0)
+    model = fit(synthetic_set(), VQGPTConfig(**{**TINY, "code_groups": 2}))
+    tokens = model.sample_tokens(model.norm_cond(torch.from_numpy(cond(40))), seed=0)
+    assert tokens.shape == (10, 2) and tokens.max() < TINY["codes"]
+    out = model.generate(cond(37), seed=1)
+    assert out.shape == (37, MOTION_DIM) and np.isfinite(out).all()
+
+
+def test_a_model_saved_before_the_canonical_representation_loads_as_world_axes():
+    assert saved_config({"codes": 16}).canonical is False
+    assert VQGPTConfig().canonical is True
 
 
 def test_same_seed_same_dance_other_seed_other_dance(model):

@@ -357,7 +357,10 @@ def music_validity(fs, names, model: list[Dance], truth: list[Dance], fps: float
 
     Scores the split's ground truth under its own and under the other songs
     (permutation test), and ``music_motion_consistency`` of the model beside
-    ground truth and ground truth under another song.
+    ground truth and ground truth under another song. ``music_matters``: the same
+    permutation test on the model's dances (does a generated dance score higher under
+    its own song than under the split's other songs?), for every metric; the ones the
+    ground truth validates are the ones to read.
     """
     from melodance.evaluate.validity import (
         INFORMATIVE,
@@ -370,17 +373,22 @@ def music_validity(fs, names, model: list[Dance], truth: list[Dance], fps: float
     musics = [music_info_from_features(s.music, s.beat_frames, fps) for s in seqs]
     min_frames = int(cfg.validity_min_s * fps)
     gt = [t.world for t in truth]
-    validity, consistency = {}, {}
+    validity, consistency, matters = {}, {}, {}
     if sum(len(g) >= min_frames for g in gt) >= 2:
         res = split_validity(gt, musics, fps, [s.style for s in seqs], n_perm=cfg.validity_n_perm,
                              seed=cfg.seed, min_frames=min_frames)
         validity = {k: {"gap": float(r.gap), "p_value": float(r.p_value),
                         "informative": int(r.verdict == INFORMATIVE), "verdict": r.verdict}
                     for k, r in res.items()}
+        res_model = split_validity([d.world for d in model], musics, fps, [s.style for s in seqs],
+                                   n_perm=cfg.validity_n_perm, seed=cfg.seed, min_frames=min_frames)
+        matters = {k: {"gap": float(r.gap), "p_value": float(r.p_value),
+                       "validated_on_truth": validity[k]["informative"]}
+                   for k, r in res_model.items()}
         consistency = {k: float(v) for k, v in consistency_scores(
             [d.world for d in model], gt, musics, fps, min_frames=min_frames).items()
             if isinstance(v, (int, float))}
-    return {"validity": validity, "music_motion_consistency": consistency}
+    return {"validity": validity, "music_motion_consistency": consistency, "music_matters": matters}
 
 
 def per_sequence_csv(model: list[Dance], truth: list[Dance], fps: float, cfg) -> str:

@@ -16,9 +16,10 @@ BASELINES: tuple[str, ...] = ("retrieval",)
 Family = Literal["lstm", "retrieval", "vqgpt"]
 FAMILIES: tuple[str, ...] = ("lstm", "retrieval", "vqgpt")
 """The model families (:mod:`melodance.models.families` maps each to its code)."""
-VQGPT_LENGTH_KEYS = ("vq_epochs", "gpt_epochs")
+VQGPT_LENGTH_KEYS = ("vq_epochs", "gpt_epochs", "vq_min_steps", "gpt_min_steps")
 """``model.vqgpt`` keys that are not VQGPTConfig fields: the training length in passes over
-the training frames, turned into step counts by :mod:`melodance.models.generative`."""
+the training frames and floors on the step counts, turned into step counts by
+:mod:`melodance.models.generative`."""
 VQGPT_DERIVED_KEYS = ("vq_steps", "gpt_steps", "vq_budget_s", "gpt_budget_s", "seed")
 """VQGPTConfig fields params.yaml does not set: steps come from ``vq_epochs``/``gpt_epochs``
 (deterministic; no wall-time budgets in the pipeline), the seed from ``train.seed``."""

@@ -19,7 +19,7 @@ the pyfunc, ``melodance dance`` and the page, use it unchanged:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, fields
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -29,24 +29,28 @@ from melodance.models.config import VQGPT_DERIVED_KEYS, VQGPT_LENGTH_KEYS, Model
 
 NO_BUDGET_S = 1e12
 """Wall-time budgets handed to ``vqgpt.fit``: never reached, the step counts end training."""
-DEFAULT_LENGTH = {"vq_epochs": 100.0, "gpt_epochs": 400.0}
+DEFAULT_LENGTH = {"vq_epochs": 100.0, "gpt_epochs": 400.0, "vq_min_steps": 0.0, "gpt_min_steps": 0.0}
+"""Training length when params.yaml leaves it out: passes over the training frames, and floors
+on the step counts (a small corpus needs a minimum number of steps to learn anything at all:
+the embedded one gets ~140 VQ-VAE steps from 60 epochs, and its dancer then stands still)."""
 
 
 def vqgpt_config(model_cfg: ModelConfig):
     """The VQGPTConfig a (resolved, saved) ``model_cfg.vqgpt`` describes."""
-    from melodance.models.vqgpt import VQGPTConfig
+    from melodance.models.vqgpt import saved_config
 
-    names = {f.name for f in fields(VQGPTConfig)}
-    return VQGPTConfig(**{k: v for k, v in model_cfg.vqgpt.items() if k in names})
+    return saved_config(model_cfg.vqgpt)
 
 
-def training_steps(frames: int, vq_cfg, vq_epochs: float, gpt_epochs: float) -> tuple[int, int]:
+def training_steps(frames: int, vq_cfg, vq_epochs: float, gpt_epochs: float,
+                   vq_min_steps: float = 0, gpt_min_steps: float = 0) -> tuple[int, int]:
     """Step counts for ``frames`` training frames: one epoch is one pass of random windows
     over them (``batch`` windows of ``vq_window`` frames for the VQ-VAE, of ``2 * context``
-    tokens of ``down`` frames for the GPT)."""
+    tokens of ``down`` frames for the GPT), and at least the ``*_min_steps`` floors."""
     vq_per = frames / (vq_cfg.batch * vq_cfg.vq_window)
     gpt_per = frames / (vq_cfg.batch * 2 * vq_cfg.context * vq_cfg.down)
-    return max(1, math.ceil(vq_epochs * vq_per)), max(1, math.ceil(gpt_epochs * gpt_per))
+    return (max(1, math.ceil(vq_min_steps), math.ceil(vq_epochs * vq_per)),
+            max(1, math.ceil(gpt_min_steps), math.ceil(gpt_epochs * gpt_per)))
 
 
 def resolve(model_cfg: ModelConfig, seed: int, frames: int) -> tuple[ModelConfig, object]:
@@ -61,10 +65,10 @@ def resolve(model_cfg: ModelConfig, seed: int, frames: int) -> tuple[ModelConfig
                          "steps come from vq_epochs/gpt_epochs, the seed from train.seed)")
     length = {**DEFAULT_LENGTH, **{k: float(given.pop(k)) for k in VQGPT_LENGTH_KEYS if k in given}}
     for k, v in length.items():
-        if not v > 0:
+        if not (v > 0 or k.endswith("_min_steps") and v == 0):
             raise ValueError(f"params.yaml model.vqgpt.{k}: must be positive, got {v}")
     base = VQGPTConfig(**given)
-    vq_steps, gpt_steps = training_steps(frames, base, length["vq_epochs"], length["gpt_epochs"])
+    vq_steps, gpt_steps = training_steps(frames, base, **length)
     cfg = VQGPTConfig(**{**asdict(base), "vq_steps": vq_steps, "gpt_steps": gpt_steps,
                          "vq_budget_s": NO_BUDGET_S, "gpt_budget_s": NO_BUDGET_S, "seed": int(seed)})
     stored = ModelConfig.model_validate({**model_cfg.model_dump(), "family": "vqgpt",

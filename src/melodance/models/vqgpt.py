@@ -31,11 +31,10 @@ Saved as plain tensors and plain dicts (``torch.load(weights_only=True)``).
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +50,10 @@ class VQGPTConfig:
     """Sizes and training budget. Times in seconds, lengths in frames unless named."""
 
     down: int = 4                 # frames per token (x4 temporal downsampling)
-    codes: int = 512              # codebook size
-    code_dim: int = 64            # token vector size
+    codes: int = 512              # codebook size (of each group)
+    code_dim: int = 64            # token vector size (all groups together)
+    code_groups: int = 1          # tokens per step, each from its own codebook (Bailando: 2, upper/lower)
+    canonical: bool = True        # tokens see the pose facing one way, the turning as a rate (see below)
     vq_width: int = 192           # conv channels of the VQ-VAE
     vq_window: int = 64           # frames per VQ-VAE training window
     vel_weight: float = 1.0       # decoder loss on frame-to-frame differences
@@ -79,6 +80,63 @@ class VQGPTConfig:
     seed: int = 0
     rigid_bones: list = field(default_factory=lambda: [[3, 4], [4, 5], [12, 13], [13, 14],
                                                        [7, 8], [8, 9], [16, 17], [17, 18]])
+
+
+N_JOINTS = 23
+"""Joints of the motion features (features.motion: x, y, z of 23 joints, coordinate-major)."""
+HEADING_JOINTS = ((7, 16), (3, 12))
+"""(side a, side b) joint pairs whose horizontal directions give the body's heading: hips and
+shoulders (data.skeleton)."""
+
+
+def saved_config(d: dict) -> VQGPTConfig:
+    """The VQGPTConfig a saved model holds. Models saved before ``canonical`` existed
+    modelled world-axis motion: a saved config without the key means False."""
+    names = {f.name for f in fields(VQGPTConfig)}
+    return VQGPTConfig(**{"canonical": False, **{k: v for k, v in d.items() if k in names}})
+
+
+def heading(motion: torch.Tensor) -> torch.Tensor:
+    """Motion features [..., T, 72+] -> the body's heading [..., T], radians about the vertical
+    (y) axis: the direction of side a -> side b of hips plus shoulders in the floor plane."""
+    x, z = motion[..., :N_JOINTS], motion[..., 2 * N_JOINTS:3 * N_JOINTS]
+    sx = sum(x[..., b] - x[..., a] for a, b in HEADING_JOINTS)
+    sz = sum(z[..., b] - z[..., a] for a, b in HEADING_JOINTS)
+    return torch.atan2(sz, sx)
+
+
+def _turn(x: torch.Tensor, z: torch.Tensor, angle: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate floor-plane coordinates (x, z) by ``-angle`` about the vertical axis."""
+    c, s = angle.cos(), angle.sin()
+    return c * x + s * z, c * z - s * x
+
+
+def to_canonical(motion: torch.Tensor) -> torch.Tensor:
+    """Motion features [T, 72] -> [T, 73]: joints and root velocity turned so that the body
+    faces one way in every frame, root height, and the turn since the previous frame
+    (radians, 0 at frame 0).
+
+    Ballroom dancers turn all the time; in world axes the same figure is a different
+    vector at every heading, and a convolutional VQ-VAE spends its codes (and 12 cm of
+    reconstruction error on the real data) on headings. Facing one way, a code is a pose.
+    """
+    n = N_JOINTS
+    theta = heading(motion)
+    x, z = _turn(motion[:, :n], motion[:, 2 * n:3 * n], theta[:, None])
+    vx, vz = _turn(motion[:, 3 * n], motion[:, 3 * n + 1], theta)
+    turn = torch.remainder(torch.diff(theta, prepend=theta[:1]) + math.pi, 2 * math.pi) - math.pi
+    return torch.cat([x, motion[:, n:2 * n], z, vx[:, None], vz[:, None], motion[:, 3 * n + 2:3 * n + 3],
+                      turn[:, None]], dim=1)
+
+
+def from_canonical(rep: torch.Tensor, start_heading: float = 0.0) -> torch.Tensor:
+    """Inverse of :func:`to_canonical`: [T, 73] -> motion features [T, 72], the heading
+    integrated from ``start_heading`` (radians) at frame 0."""
+    n = N_JOINTS
+    theta = start_heading + torch.cumsum(rep[:, -1].double(), 0).to(rep.dtype) - rep[0, -1]
+    x, z = _turn(rep[:, :n], rep[:, 2 * n:3 * n], -theta[:, None])
+    vx, vz = _turn(rep[:, 3 * n], rep[:, 3 * n + 1], -theta)
+    return torch.cat([x, rep[:, n:2 * n], z, vx[:, None], vz[:, None], rep[:, 3 * n + 2:3 * n + 3]], dim=1)
 
 
 def _res_block(ch: int, dilation: int) -> nn.Module:
@@ -116,9 +174,17 @@ class MotionVQVAE(nn.Module):
         # holds about as many tokens as there are codes (1 use per code on average),
         # so "dead" must mean well under 1: at 2 every code is reset every step and
         # the codebook is just the last batch (no bottleneck while training).
+        # Groups: the token vector is cut into `code_groups` parts, each quantised by its
+        # own codebook, so a step carries code_groups x log2(codes) bits (one codebook of
+        # 512 codes every 4 frames left 12 cm of reconstruction error on the real data).
+        g = cfg.code_groups
+        if g < 1 or cfg.code_dim % g:
+            raise ValueError(f"code_groups must divide code_dim ({cfg.code_dim}), got {g}")
+        self.groups = g
         self.vq = VectorQuantize(dim=cfg.code_dim, codebook_size=cfg.codes, decay=0.99,
                                  kmeans_init=True, kmeans_iters=10, threshold_ema_dead_code=0.2,
-                                 commitment_weight=0.25)
+                                 commitment_weight=0.25, heads=g, codebook_dim=cfg.code_dim // g,
+                                 separate_codebook_per_head=g > 1)
         dec = [nn.Conv1d(cfg.code_dim, w, 3, padding=1), _res_block(w, 3), _res_block(w, 1)]
         for _ in range(n_down):
             # Nearest repeat + conv, not a transposed conv: no checkerboard jitter.
@@ -128,17 +194,19 @@ class MotionVQVAE(nn.Module):
         self.decoder = nn.Sequential(*dec)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x [B, T, D] -> (quantised [B, N, C], tokens [B, N], commitment loss)."""
+        """x [B, T, D] -> (quantised [B, N, C], tokens [B, N, groups], commitment loss)."""
         z = self.encoder(x.transpose(1, 2)).transpose(1, 2)
         q, idx, commit = self.vq(z)
-        return q, idx, commit.sum()
+        return q, (idx if self.groups > 1 else idx.unsqueeze(-1)), commit.sum()
 
     def decode_codes(self, q: torch.Tensor) -> torch.Tensor:
         """[B, N, C] -> [B, N * down, D]."""
         return self.decoder(q.transpose(1, 2)).transpose(1, 2)
 
     def decode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """[B, N] -> [B, N * down, D]."""
+        """[B, N, groups] (or [B, N] with one group) -> [B, N * down, D]."""
+        if tokens.ndim == 3 and self.groups == 1:
+            tokens = tokens[..., 0]
         return self.decode_codes(self.vq.get_codes_from_indices(tokens))
 
 
@@ -149,8 +217,10 @@ def rope_table(pos: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Te
     that slides along a song sees the same thing wherever it is. Angles in float64:
     positions run to thousands of tokens on long songs.
     """
-    freqs = 10000.0 ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
-    ang = pos.to(torch.float64)[:, None] * freqs
+    # float64 where the device has it (MPS has not): positions run to thousands of tokens.
+    dt = torch.float64 if pos.device.type != "mps" else torch.float32
+    freqs = 10000.0 ** (-torch.arange(0, head_dim, 2, dtype=dt, device=pos.device) / head_dim)
+    ang = pos.to(dt)[:, None] * freqs
     return ang.cos().float(), ang.sin().float()
 
 
@@ -203,7 +273,11 @@ class MusicGPT(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.gpt_dim
-        self.tok = nn.Embedding(cfg.codes + 1, d)        # + 1: start of song
+        self.groups = g = cfg.code_groups
+        # One table for all groups (+ 1 code each: start of song); a step's input is the sum
+        # of its groups' embeddings, and the head gives logits for every group.
+        self.tok = nn.Embedding(g * (cfg.codes + 1), d)
+        self.register_buffer("tok_offset", torch.arange(g) * (cfg.codes + 1), persistent=False)
         # Music per token: the `down` frames of conditions flattened, then a
         # convolution that hears `music_lookahead` tokens ahead (dancers
         # anticipate) and as many behind. No padding inside: callers pass the
@@ -214,7 +288,15 @@ class MusicGPT(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(d, cfg.gpt_heads, cfg.dropout) for _ in range(cfg.gpt_depth))
         self.ln = nn.LayerNorm(d)
-        self.head = nn.Linear(d, cfg.codes)
+        self.head = nn.Linear(d, g * cfg.codes)
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens [..., groups] -> summed embeddings [..., d]."""
+        return self.tok(tokens + self.tok_offset).sum(-2)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Hidden states [..., d] -> logits [..., groups, codes]."""
+        return self.head(self.ln(x)).unflatten(-1, (self.groups, self.cfg.codes))
 
     def pad_cond(self, cond: torch.Tensor) -> torch.Tensor:
         """Normalised conditions [B, T, Dc] -> with ``music_lookahead`` tokens of zeros each side."""
@@ -229,29 +311,33 @@ class MusicGPT(nn.Module):
         return m[:, la:m.shape[1] - la] + F.gelu(self.music_conv(m.transpose(1, 2))).transpose(1, 2)
 
     def forward(self, prev_tokens: torch.Tensor, music: torch.Tensor) -> torch.Tensor:
-        """prev_tokens [B, n] (token before each position), music [B, n, d] -> logits [B, n, codes]."""
+        """prev_tokens [B, n, groups] (tokens before each position; [B, n] with one group),
+        music [B, n, d] -> logits [B, n, groups, codes]."""
+        if prev_tokens.ndim == 2:
+            prev_tokens = prev_tokens.unsqueeze(-1)
         n = prev_tokens.shape[1]
-        pos = torch.arange(n)
+        pos = torch.arange(n, device=prev_tokens.device)
         i, j = pos[:, None], pos[None, :]
         mask = (j <= i) & (i - j < self.cfg.context)
-        x = self.drop(self.tok(prev_tokens) + music)
+        x = self.drop(self.embed(prev_tokens) + music)
         rope = rope_table(pos, self.cfg.gpt_dim // self.cfg.gpt_heads)
         for blk in self.blocks:
             x = blk(x, rope, mask)
-        return self.head(self.ln(x))
+        return self.logits(x)
 
     def step(self, prev_token: torch.Tensor, music: torch.Tensor, pos: int,
              caches: list[dict], rope: tuple | None = None) -> torch.Tensor:
-        """One position with the rolling cache: prev_token [1], music [d] -> logits [codes].
+        """One position with the rolling cache: prev_token [groups], music [d] -> logits
+        [groups, codes].
 
         ``rope``: this position's rows of a precomputed ``rope_table`` (saves recomputing it).
         """
-        x = (self.tok(prev_token) + music).view(1, 1, -1)
+        x = (self.embed(prev_token.view(self.groups)) + music).view(1, 1, -1)
         if rope is None:
             rope = rope_table(torch.tensor([pos]), self.cfg.gpt_dim // self.cfg.gpt_heads)
         for blk, cache in zip(self.blocks, caches, strict=True):
             x = blk(x, rope, None, cache, self.cfg.context)
-        return self.head(self.ln(x))[0, 0]
+        return self.logits(x)[0, 0]
 
 
 class VQGPTDancer(nn.Module):
@@ -260,16 +346,25 @@ class VQGPTDancer(nn.Module):
     def __init__(self, cfg: VQGPTConfig, cond_dim: int, motion_dim: int):
         super().__init__()
         self.cfg, self.cond_dim, self.motion_dim = cfg, cond_dim, motion_dim
-        self.vqvae = MotionVQVAE(cfg, motion_dim)
+        rep_dim = motion_dim + 1 if cfg.canonical else motion_dim  # + 1: the turn per frame
+        self.vqvae = MotionVQVAE(cfg, rep_dim)
         self.gpt = MusicGPT(cfg, cond_dim)
-        # Per-dimension standardisation fitted on the training motion / conditions.
-        for name, dim in (("motion_mean", motion_dim), ("motion_std", motion_dim),
+        # Per-dimension standardisation fitted on the training motion (in the tokens'
+        # representation) and conditions.
+        for name, dim in (("motion_mean", rep_dim), ("motion_std", rep_dim),
                           ("cond_mean", cond_dim), ("cond_std", cond_dim)):
             self.register_buffer(name, torch.zeros(dim) if "mean" in name else torch.ones(dim))
         self.register_buffer("bone_mean", torch.ones(len(cfg.rigid_bones)))  # cm
         self.register_buffer("bone_std", torch.ones(len(cfg.rigid_bones)))
 
     # -- representation ----------------------------------------------------------------------
+    def to_rep(self, motion_raw: torch.Tensor) -> torch.Tensor:
+        """Raw motion features [T, 72] -> what the VQ-VAE models ([T, 73] when canonical)."""
+        return to_canonical(motion_raw) if self.cfg.canonical else motion_raw
+
+    def from_rep(self, rep: torch.Tensor, start_heading: float = 0.0) -> torch.Tensor:
+        return from_canonical(rep, start_heading) if self.cfg.canonical else rep
+
     def norm_motion(self, m: torch.Tensor) -> torch.Tensor:
         return (m - self.motion_mean) / self.motion_std
 
@@ -280,9 +375,9 @@ class VQGPTDancer(nn.Module):
         return (c - self.cond_mean) / self.cond_std
 
     def bone_lengths(self, motion_raw: torch.Tensor) -> torch.Tensor:
-        """Raw motion features [..., 72] (joints coordinate-major, cm) -> rigid bone lengths [..., n]."""
-        n_j = (self.motion_dim - 3) // 3
-        j = motion_raw[..., :3 * n_j].unflatten(-1, (3, n_j)).transpose(-1, -2)  # [..., 23, 3]
+        """Raw motion features or their representation [..., 72+] (joints coordinate-major, cm)
+        -> rigid bone lengths [..., n] (a turn about the vertical keeps them)."""
+        j = motion_raw[..., :3 * N_JOINTS].unflatten(-1, (3, N_JOINTS)).transpose(-1, -2)  # [..., 23, 3]
         b = torch.tensor(self.cfg.rigid_bones, device=motion_raw.device)
         return (j[..., b[:, 0], :] - j[..., b[:, 1], :]).norm(dim=-1)
 
@@ -305,7 +400,7 @@ class VQGPTDancer(nn.Module):
     @torch.inference_mode()
     def sample_tokens(self, cond: torch.Tensor, seed: int, prefix: torch.Tensor | None = None,
                       temperature: float | None = None, top_k: int | None = None) -> torch.Tensor:
-        """Normalised conditions [T, Dc] (T a multiple of down) -> tokens [T / down].
+        """Normalised conditions [T, Dc] (T a multiple of down) -> tokens [T / down, groups].
 
         ``prefix``: tokens to continue from (a seed motion's tokens), else the song starts
         from the start token. One token at a time with a rolling cache of ``context`` tokens.
@@ -316,24 +411,25 @@ class VQGPTDancer(nn.Module):
         gen = torch.Generator().manual_seed(int(seed))
         music = self.gpt.music_embedding(self.gpt.pad_cond(cond.unsqueeze(0)))[0]  # [N, d]
         N = music.shape[0]
-        prev = [c.codes] + ([] if prefix is None else prefix.long().tolist())  # start token first
+        start = torch.full((c.code_groups,), c.codes, dtype=torch.long)
+        prev = [start] + ([] if prefix is None else list(prefix.long().view(-1, c.code_groups)))
         caches: list[dict] = [{} for _ in self.gpt.blocks]
         out = []
         cos, sin = rope_table(torch.arange(N), c.gpt_dim // c.gpt_heads)
         for i in range(N):
-            logits = self.gpt.step(torch.tensor([prev[i]]), music[i], i, caches,
-                                   (cos[i:i + 1], sin[i:i + 1]))
+            logits = self.gpt.step(prev[i], music[i], i, caches, (cos[i:i + 1], sin[i:i + 1]))
             if i + 1 < len(prev):  # still inside the prefix: its tokens are given
                 out.append(prev[i + 1])
                 continue
             logits = logits / max(temperature, 1e-6)
-            if top_k and top_k < logits.numel():
-                kth = torch.topk(logits, top_k).values[-1]
+            if top_k and top_k < logits.shape[-1]:
+                kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
                 logits = logits.masked_fill(logits < kth, -float("inf"))
-            tok = int(torch.multinomial(F.softmax(logits, dim=-1), 1, generator=gen))
+            # The groups of a step are drawn independently given everything before it.
+            tok = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=gen)[:, 0]
             prev.append(tok)
             out.append(tok)
-        return torch.tensor(out[:N], dtype=torch.long)
+        return torch.stack(out[:N])
 
     @torch.inference_mode()
     def generate(self, cond_raw: np.ndarray, seed: int = 0, seed_motion: np.ndarray | None = None,
@@ -358,17 +454,20 @@ class VQGPTDancer(nn.Module):
             cond = torch.from_numpy(cond_raw)
             if pad:  # repeat the last frame so the last token has its music
                 cond = torch.cat([cond, cond[-1:].expand(pad, -1)])
-            prefix = None
+            prefix, start_heading = None, 0.0
             if seed_motion is not None:
                 sm = np.asarray(seed_motion, dtype=np.float32)
                 if sm.ndim != 2 or sm.shape[1] != self.motion_dim:
                     raise ValueError(f"seed motion must be [frames, {self.motion_dim}], got {list(sm.shape)}")
                 S = min(len(sm) // d * d, len(cond))
                 if S:
-                    _, prefix, _ = self.vqvae.encode(self.norm_motion(torch.from_numpy(sm[:S])).unsqueeze(0))
+                    rep = self.to_rep(torch.from_numpy(sm[:S]))
+                    _, prefix, _ = self.vqvae.encode(self.norm_motion(rep).unsqueeze(0))
                     prefix = prefix[0]
+                    start_heading = float(heading(torch.from_numpy(sm[:1]))[0]) if self.cfg.canonical else 0.0
             tokens = self.sample_tokens(self.norm_cond(cond), seed, prefix, **sampling)
-            motion = self.denorm_motion(self.vqvae.decode_tokens(tokens.unsqueeze(0))[0])[:T]
+            rep = self.denorm_motion(self.vqvae.decode_tokens(tokens.unsqueeze(0))[0])[:T]
+            motion = self.from_rep(rep, start_heading)
         finally:
             self.train(was)
         return motion.numpy()
@@ -391,7 +490,7 @@ class VQGPTDancer(nn.Module):
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise ValueError(f"{path}: not a {FORMAT} file")
-        model = cls(VQGPTConfig(**payload["config"]), *payload["dims"])
+        model = cls(saved_config(payload["config"]), *payload["dims"])
         model.load_state_dict(payload["state_dict"])
         model.eval()
         return model, payload.get("extra") or {}
@@ -422,10 +521,11 @@ def _windows(songs: list[np.ndarray], length: int, rng: np.random.Generator, n: 
 
 def _token_batch(tokens: list[torch.Tensor], conds: list[torch.Tensor], cfg: VQGPTConfig,
                  rng: np.random.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """n random windows of 2 x context tokens: (previous tokens, padded conditions, targets)."""
+    """n random windows of 2 x context tokens from songs of tokens [N, groups]: (previous tokens
+    [n, L, groups], padded conditions, targets [n, L, groups])."""
     L, d = 2 * cfg.context, cfg.down
     which, starts = _windows([np.zeros(len(t)) for t in tokens], L, rng, n)
-    start_tok = torch.tensor([cfg.codes])
+    start_tok = torch.full((1, cfg.code_groups), cfg.codes, dtype=torch.long, device=tokens[0].device)
     prev, music_in, target = [], [], []
     for i, s in zip(which, starts, strict=True):
         t = tokens[i]
@@ -438,7 +538,7 @@ def _token_batch(tokens: list[torch.Tensor], conds: list[torch.Tensor], cfg: VQG
 
 def fit(fs, cfg: VQGPTConfig | None = None,
         on_step: Callable[[str, int, float, dict], None] | None = None,
-        tokenizer: VQGPTDancer | None = None) -> VQGPTDancer:
+        tokenizer: VQGPTDancer | None = None, device: str = "cpu") -> VQGPTDancer:
     """Train both stages on the training split of a FeatureSet.
 
     ``on_step(stage, step, elapsed_s, figures)`` is called every 50 steps (logging).
@@ -447,7 +547,9 @@ def fit(fs, cfg: VQGPTConfig | None = None,
     steps; on a few dozen songs the GPT starts to memorise them well before the
     budget ends). ``tokenizer``: a trained model whose VQ-VAE and statistics are
     reused (only the GPT is trained; its ``down``, ``codes``, ``code_dim`` and
-    ``vq_width`` must match ``cfg``).
+    ``vq_width`` must match ``cfg``). ``device``: where to train (``cuda``: the GPT in
+    bfloat16 autocast; the VQ-VAE stays in float32, nearest-code search is precision
+    sensitive); the model comes back on the CPU, where it samples.
     """
     cfg = cfg or VQGPTConfig()
     torch.manual_seed(cfg.seed)
@@ -458,7 +560,8 @@ def fit(fs, cfg: VQGPTConfig | None = None,
     conds = [c for c, _ in train]
     motions = [m for _, m in train]
     model = VQGPTDancer(cfg, conds[0].shape[1], motions[0].shape[1])
-    allm, allc = np.concatenate(motions), np.concatenate(conds)
+    reps = [model.to_rep(torch.from_numpy(m)) for m in motions]
+    allm, allc = torch.cat(reps).numpy(), np.concatenate(conds)
     model.motion_mean.copy_(torch.from_numpy(allm.mean(0)))
     model.motion_std.copy_(torch.from_numpy(np.maximum(allm.std(0), 1e-3)))
     model.cond_mean.copy_(torch.from_numpy(allc.mean(0)))
@@ -466,14 +569,18 @@ def fit(fs, cfg: VQGPTConfig | None = None,
     bones = model.bone_lengths(torch.from_numpy(allm))
     model.bone_mean.copy_(bones.mean(0))
     model.bone_std.copy_(bones.std(0).clamp_min(0.5))
-    nm = [model.norm_motion(torch.from_numpy(m)) for m in motions]
+    nm = [model.norm_motion(r) for r in reps]
     nc = [model.gpt.pad_cond(model.norm_cond(torch.from_numpy(c)).unsqueeze(0))[0] for c in conds]
 
     if tokenizer is not None:
         keep = {k: v for k, v in tokenizer.state_dict().items() if not k.startswith("gpt.")}
         model.load_state_dict(keep, strict=False)
-        nm = [model.norm_motion(torch.from_numpy(m)) for m in motions]
+        nm = [model.norm_motion(r) for r in reps]
         nc = [model.gpt.pad_cond(model.norm_cond(torch.from_numpy(c)).unsqueeze(0))[0] for c in conds]
+    dev = torch.device(device)
+    model.to(dev)
+    nm, nc = [x.to(dev) for x in nm], [x.to(dev) for x in nc]
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
 
     # Stage 1: the VQ-VAE on short random windows.
     opt = torch.optim.AdamW(model.vqvae.parameters(), lr=cfg.lr * 2)
@@ -498,7 +605,7 @@ def fit(fs, cfg: VQGPTConfig | None = None,
     d = cfg.down
     with torch.no_grad():
         tokens = [model.vqvae.encode(m[:len(m) // d * d].unsqueeze(0))[1][0] for m in nm]
-    used = torch.cat(tokens).unique().numel()
+    used = sum(torch.cat(tokens)[:, g].unique().numel() for g in range(cfg.code_groups))
     # Held-out token windows (validation split) for the curve: overfitting shows here.
     val_batch = None
     val = [(torch.from_numpy(c), torch.from_numpy(m))
@@ -506,9 +613,9 @@ def fit(fs, cfg: VQGPTConfig | None = None,
            if len(m) >= 2 * cfg.context * d]
     if val:
         with torch.no_grad():
-            vt = [model.vqvae.encode(model.norm_motion(m[:len(m) // d * d]).unsqueeze(0))[1][0]
-                  for _, m in val]
-        vc = [model.gpt.pad_cond(model.norm_cond(c).unsqueeze(0))[0] for c, _ in val]
+            vt = [model.vqvae.encode(model.norm_motion(model.to_rep(m[:len(m) // d * d]).to(dev))
+                                     .unsqueeze(0))[1][0] for _, m in val]
+        vc = [model.gpt.pad_cond(model.norm_cond(c.to(dev)).unsqueeze(0))[0] for c, _ in val]
         val_batch = _token_batch(vt, vc, cfg, np.random.default_rng(cfg.seed + 1), 32)
 
     # Stage 2: the GPT on windows of 2 x context tokens, cut anywhere.
@@ -521,8 +628,9 @@ def fit(fs, cfg: VQGPTConfig | None = None,
         for g in opt.param_groups:
             g["lr"] = lr
         prev, music_in, target = _token_batch(tokens, nc, cfg, rng, cfg.batch)
-        logits = model.gpt(prev, model.gpt.music_embedding(music_in))
-        loss = F.cross_entropy(logits.reshape(-1, cfg.codes), target.reshape(-1))
+        with autocast:
+            logits = model.gpt(prev, model.gpt.music_embedding(music_in))
+        loss = F.cross_entropy(logits.float().reshape(-1, cfg.codes), target.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.gpt.parameters(), 1.0)
@@ -532,19 +640,20 @@ def fit(fs, cfg: VQGPTConfig | None = None,
             figs = {"loss": loss.item(), "codes_used": float(used)}
             if val_batch is not None:
                 model.gpt.eval()
-                with torch.no_grad():
+                with torch.no_grad(), autocast:
                     vl = model.gpt(val_batch[0], model.gpt.music_embedding(val_batch[1]))
-                    vl = F.cross_entropy(vl.reshape(-1, cfg.codes), val_batch[2].reshape(-1))
+                    vl = F.cross_entropy(vl.float().reshape(-1, cfg.codes), val_batch[2].reshape(-1))
                 figs["val_loss"] = vl.item()
                 if vl.item() < best_val:
                     best_val, best_step = vl.item(), step
-                    best_state = copy.deepcopy(model.gpt.state_dict())
+                    best_state = {k: v.detach().cpu().clone() for k, v in model.gpt.state_dict().items()}
                 figs["best_step"] = float(best_step)
                 model.gpt.train()
             if on_step:
                 on_step("gpt", step, elapsed, figs)
         if elapsed > cfg.gpt_budget_s:
             break
+    model.to("cpu")
     if best_state is not None:
         model.gpt.load_state_dict(best_state)
     model.eval()

@@ -28,8 +28,9 @@ class TrainConfig(Section):
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without one is an error.
 
-    Today both trained families still train on the CPU (the LSTM loop and ``vqgpt.fit``
-    take no device yet); the resolved device is recorded in the MLflow run."""
+    The generative family trains there (``vqgpt.fit(device=...)``, the GPT in bfloat16 on a
+    GPU); the seed's LSTM loop stays on the CPU. The resolved device is recorded in the
+    MLflow run (tag ``melodance.device``)."""
     import torch
 
     if device == "auto":

@@ -115,9 +115,8 @@ def run_vqgpt(fs, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, *,
     tracking.close_stale_runs("train")
     params = {"model": stored.model_dump(), "train": cfg.model_dump(),
               "features": dict(fs.meta.get("config", {}))}
-    # vqgpt.fit builds its model on the CPU (no device argument): a GPU is not used yet.
     tags = {"melodance.variant": "vqgpt", "melodance.family": "vqgpt",
-            "melodance.device": "cpu", "melodance.device_requested": device}
+            "melodance.device": device, "melodance.device_requested": cfg.device}
     rows: list[dict] = []
     offset = {"vq": 0, "gpt": vq_cfg.vq_steps}
     t_start = time.perf_counter()
@@ -137,7 +136,7 @@ def run_vqgpt(fs, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, *,
     try:
         with tracking.stage_run("train", params=params, run_name="train-vqgpt", tags=tags) as run:
             t0 = time.perf_counter()
-            dancer = vqgpt.fit(fs, vq_cfg, on_step=on_step)
+            dancer = vqgpt.fit(fs, vq_cfg, on_step=on_step, device=device)
             fit_s = time.perf_counter() - t0
             dims = (fs.sequences[train_names[0]].music.shape[1],
                     fs.sequences[train_names[0]].temporal.shape[1],
