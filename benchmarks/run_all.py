@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE))
 import common as C  # noqa: E402
 
 PY = sys.executable
-ORDER = ("cli", "features", "validate", "train", "serve", "growth", "render")
+ORDER = ("cli", "features", "validate", "train", "serve", "growth", "render", "generate")
 
 
 def feature_rows(path: Path, peak: float) -> list[C.Row]:
@@ -146,6 +146,8 @@ def main() -> int:
                       str(work / "serve_model.pt")],
             "growth": [PY, str(HERE / "bench_growth.py"), *q, "--data", args.data, "--json",
                        str(work / "growth.json")],
+            "generate": [PY, str(HERE / "bench_generate.py"), *q, "--model", model, "--json",
+                         str(work / "generate.json")],
             "render": [PY, str(HERE / "bench_render.py"), "--data", args.data, "--model", model,
                        "--json", str(work / "render.json"),
                        *(["--seconds", "8"] if args.quick else [])],
