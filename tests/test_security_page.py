@@ -267,7 +267,7 @@ def test_fake_model_over_http_is_refused_and_fetches_nothing(page, tmp_path):
         assert hits == [], f"the server fetched {hits}"
         assert [a[1] for a in answers] == [400, 400], answers
         # Even as trusted input, load_bundle takes only models:/ and runs:/ URIs.
-        from melodance.cli import UserError
+        from melodance.errors import UserError
         from melodance.render.dance import load_bundle
 
         with pytest.raises(UserError, match="not a model this command loads"):

@@ -22,12 +22,14 @@ SRC = REPO / "src"
 
 # Modules whose changes cannot change what a stage writes, so no stage lists them:
 # argument dispatch, the MLflow client wrapper (run bookkeeping only), atomic file
-# writing, and the package's version string.
+# writing, the package's version string, and the error classes (a message's wording
+# is not an output).
 NOT_DEPS = {
     "melodance/__init__.py",
     "melodance/cli.py",
     "melodance/tracking.py",
     "melodance/io.py",
+    "melodance/errors.py",
 }
 
 

@@ -37,6 +37,7 @@ from pydantic import Field, model_validator
 
 from melodance import FPS
 from melodance.data.skeleton import N_JOINTS
+from melodance.errors import InputError, OutputExists
 from melodance.params import Section
 
 # ----------------------------------------------------------------------------
@@ -68,9 +69,9 @@ class SynthConfig(Section):
     @model_validator(mode="after")
     def _check(self) -> SynthConfig:
         if self.min_dance_s > self.max_dance_s:
-            raise ValueError(f"min_dance_s {self.min_dance_s} > max_dance_s {self.max_dance_s}")
+            raise InputError(f"min_dance_s {self.min_dance_s} > max_dance_s {self.max_dance_s}")
         if sum(self.sequences.model_dump().values()) == 0:
-            raise ValueError("sequences: at least one sequence is needed")
+            raise InputError("sequences: at least one sequence is needed")
         return self
 
 
@@ -825,7 +826,7 @@ def write_corpus(out_dir: str | Path, cfg: SynthConfig | None = None) -> list[st
     cfg = cfg or SynthConfig()
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise FileExistsError(f"{out_dir}: exists and is not an empty folder")
+        raise OutputExists(f"{out_dir}: exists and is not an empty folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     names = []
     for plan in corpus_plan(cfg):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from melodance import FPS, io, tracking
+from melodance.errors import InputError
 from melodance.evaluate import beats as B
 from melodance.evaluate import metrics as M
 from melodance.evaluate import realism as R
@@ -210,7 +211,7 @@ def real_reference_dances(fs, names: list[str], fps: float, cfg: EvaluateConfig)
         pool = [(n, s) for n in fs.split["train"] if fs.sequences[n].style == style
                 for s in range(0, max(len(fs.sequences[n].motion) - clip_frames + 1, 1), clip_frames)]
         if not pool:
-            raise ValueError(f"no training dance of style {style!r} for the real reference")
+            raise InputError(f"no training dance of style {style!r} for the real reference")
         for i in rng.choice(len(pool), size=count, replace=count > len(pool)):
             n, s = pool[i]
             seq = fs.sequences[n]
@@ -237,7 +238,7 @@ def score_rows(fs, bundle, split: str, cfg: EvaluateConfig, intervals: bool = Tr
     ``others``: {row name: bundle} of further models scored like the model."""
     names = fs.split.get(split) or []
     if not names:
-        raise ValueError(f"features: split {split!r} is empty")
+        raise InputError(f"features: split {split!r} is empty")
     fps = float(fs.meta.get("fps", FPS))
     truth = split_dances(fs, names, fps)
     ref = make_reference(truth, split_dances(fs, fs.split["train"], fps), fps, cfg)

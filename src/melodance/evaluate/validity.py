@@ -49,6 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
+from melodance.errors import InputError
+
 INFORMATIVE = "informative"
 NOT_INFORMATIVE = "not informative on this data"
 DEFAULT_ALPHA = 0.05
@@ -185,7 +187,7 @@ def score_table(motions: Sequence[np.ndarray], musics: Sequence[MusicInfo], scor
             own.append(i)
             clip.append(c)
     if not rows:
-        raise ValueError(f"no dance is {C} frames long")
+        raise InputError(f"no dance is {C} frames long")
     return ScoreTable(np.array(rows), np.array(own, dtype=np.int64),
                       np.array(clip, dtype=np.int64), C)
 
@@ -397,7 +399,7 @@ def split_validity(motions: Sequence[np.ndarray], musics: Sequence[MusicInfo], f
         from melodance.evaluate.alignment import ANALYTIC_METRICS as metrics
     keep = [k for k, x in enumerate(motions) if len(x) >= min_frames]
     if len(keep) < 2:
-        raise ValueError(f"the validity test needs at least 2 dances of {min_frames}+ frames, "
+        raise InputError(f"the validity test needs at least 2 dances of {min_frames}+ frames, "
                          f"got {len(keep)}")
     mo = [motions[k] for k in keep]
     mu = [musics[k] for k in keep]
@@ -440,11 +442,11 @@ def consistency_scores(generated: Sequence[np.ndarray], truth: Sequence[np.ndarr
                                                                   strict=True)]
     long_enough = [n_ for n_ in lengths if n_ >= min_frames]
     if not long_enough:
-        raise ValueError(f"no dance is {min_frames} frames long")
+        raise InputError(f"no dance is {min_frames} frames long")
     C = int(clip_frames or min(long_enough))
     keep = [k for k in range(n) if lengths[k] >= max(C, min_frames)]
     if not keep:
-        raise ValueError(f"no dance is {C} frames long")
+        raise InputError(f"no dance is {C} frames long")
     gt = score_table([truth[k] for k in keep], [musics[k] for k in keep], score, fps, C)
     gen = [float(score(generated[k][:C], fps, musics[k].window(0, C))) for k in keep]
     S = gt.scores.copy()

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
+from melodance.errors import InputError
 from melodance.evaluate.matching import MatchingConfig
 from melodance.evaluate.validity import (
     DEFAULT_ALPHA,
@@ -83,11 +84,11 @@ def load_corpus(data_dir: str | Path, features_cfg=None, progress: bool = True) 
     cfg = features_cfg or FeaturesConfig()
     seqs = read_corpus(Path(data_dir))
     if len(seqs) < 3:
-        raise ValueError(f"{data_dir}: {len(seqs)} sequences; the validity test needs at least 3")
+        raise InputError(f"{data_dir}: {len(seqs)} sequences; the validity test needs at least 3")
     musics = []
     for k, s in enumerate(seqs):
         if abs(s.fps - cfg.fps) > 1e-9:
-            raise ValueError(f"{s.name}: motion at {s.fps} fps, music features at {cfg.fps}")
+            raise InputError(f"{s.name}: motion at {s.fps} fps, music features at {cfg.fps}")
         if progress:
             print(f"\rmusic {k + 1}/{len(seqs)} {s.name:<16}", end="", file=sys.stderr, flush=True)
         musics.append(music_info(s.audio_path, s.start_s, s.n_frames, cfg))
@@ -151,7 +152,7 @@ def corpus_validity(corpus: Corpus, cfg: ValidityConfig, model_path: str | Path 
     val = corpus.subset(sorted(corpus.split["val"]))
     test = corpus.subset(sorted(corpus.split["test"]))
     if not train.names or not test.names:
-        raise ValueError("the matching model needs non-empty training and test splits")
+        raise InputError("the matching model needs non-empty training and test splits")
     model, info = train_and_track(
         (train.motions, train.musics), (val.motions, val.musics) if val.names else None,
         (test.motions, test.musics, test.styles), corpus.fps, cfg.matching, out_path=model_path,

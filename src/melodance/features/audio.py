@@ -21,13 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from melodance.errors import InputError, MissingInput
+
 BLOCK_FRAMES = 1 << 16
 """Frames decoded per read when the samples are not kept (bounded memory)."""
 
 _STDERR_LOCK = threading.Lock()
 
 
-class AudioError(ValueError):
+class AudioError(InputError):
     """A song cannot be used: undecodable, empty, truncated or too long."""
 
 
@@ -183,7 +185,7 @@ def check_song(path: str | Path, name: str | None = None, max_s: float | None = 
     path = Path(path)
     name = str(path) if name is None else name
     if not path.exists():
-        raise FileNotFoundError(f"{name}: no such file")
+        raise MissingInput(f"{name}: no such file")
     if not path.is_file():
         raise AudioError(f"{name}: not a file")
     d = decode_song(path, max_s=max_s)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from melodance.errors import InputError, MissingInput
 from melodance.features.config import FeaturesConfig
 from melodance.features.motion import MOTION_DIM, MOTION_GROUPS, find_segments, motion_features
 from melodance.features.normalize import Normalizer
@@ -94,7 +95,7 @@ class FeatureSet:
             ``start`` [n] (first frame in the segment), int64.
         """
         if split not in self.split:
-            raise ValueError(f"unknown split {split!r} (have {sorted(self.split)})")
+            raise InputError(f"unknown split {split!r} (have {sorted(self.split)})")
         cfg = self.meta["config"]
         W = int(window or cfg["window"])
         S = int(stride or cfg["stride"])
@@ -225,16 +226,16 @@ def build_features(data_dir: str | Path, out_dir: str | Path, cfg: FeaturesConfi
         have = {d.name for d in sequence_dirs(data_dir)}
         missing = sorted(set(include) - have)
         if missing:
-            raise ValueError(f"{data_dir}: accepted sequences not found: {', '.join(missing)}")
+            raise InputError(f"{data_dir}: accepted sequences not found: {', '.join(missing)}")
         if not include:
-            raise ValueError("no sequences to extract features from (the accepted list is empty)")
+            raise InputError("no sequences to extract features from (the accepted list is empty)")
     seqs = read_corpus(data_dir, names=include)
 
     # Segments per sequence: continuous pieces, music aligned frame by frame.
     segments: dict[str, list[tuple[int, int]]] = {}
     for s in seqs:
         if abs(s.fps - cfg.fps) > 1e-9:
-            raise ValueError(f"{s.name}: motion at {s.fps} fps, music features at {cfg.fps}")
+            raise InputError(f"{s.name}: motion at {s.fps} fps, music features at {cfg.fps}")
         if cfg.split_discontinuities:
             segments[s.name] = find_segments(s.joints, s.root, cfg.max_jump_cm,
                                              cfg.max_root_step_cm, cfg.min_segment_frames)
@@ -269,7 +270,7 @@ def build_features(data_dir: str | Path, out_dir: str | Path, cfg: FeaturesConfi
     split = {sp: sorted(n for n, f in sequences.items() if f.source in src_split[sp])
              for sp in SPLITS}
     if not split["train"]:
-        raise ValueError("the training split holds no segment; nothing to fit normalisers on")
+        raise InputError("the training split holds no segment; nothing to fit normalisers on")
 
     train = [sequences[n] for n in split["train"]]
     temporal_method = cfg.normalize if cfg.temporal_normalize else "identity"
@@ -340,15 +341,15 @@ def load_features(out_dir: str | Path) -> FeatureSet:
     def read(name: str):
         p = out_dir / name
         if not p.is_file():
-            raise FileNotFoundError(f"{p}: missing (run `melodance features` first)")
+            raise MissingInput(f"{p}: missing (run `melodance features` first)")
         try:
             return json.loads(p.read_text())
         except json.JSONDecodeError as e:
-            raise ValueError(f"{p}: malformed JSON ({e})") from e
+            raise InputError(f"{p}: malformed JSON ({e})") from e
 
     meta = read("meta.json")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{out_dir / 'meta.json'}: format version "
+        raise InputError(f"{out_dir / 'meta.json'}: format version "
                          f"{meta.get('format_version')}, expected {FORMAT_VERSION}")
     split = read("split.json")
     normalizers = {k: Normalizer.from_dict(d) for k, d in read("normalizers.json").items()}
@@ -356,7 +357,7 @@ def load_features(out_dir: str | Path) -> FeatureSet:
     for name, info in meta["segments"].items():
         p = out_dir / "segments" / f"{name}.npz"
         if not p.is_file():
-            raise FileNotFoundError(f"{p}: missing segment file")
+            raise MissingInput(f"{p}: missing segment file")
         with np.load(p, allow_pickle=False) as z:
             sequences[name] = SequenceFeatures(
                 name=name, style=info["style"], source=info["source"],
@@ -367,5 +368,5 @@ def load_features(out_dir: str | Path) -> FeatureSet:
     for sp, names in split.items():
         unknown = sorted(set(names) - set(sequences))
         if unknown:
-            raise ValueError(f"{out_dir / 'split.json'}: {sp} names unknown segments {unknown}")
+            raise InputError(f"{out_dir / 'split.json'}: {sp} names unknown segments {unknown}")
     return FeatureSet(meta=meta, sequences=sequences, split=split, normalizers=normalizers)

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from melodance.errors import InputError
 from melodance.params import Section
 
 Variant = Literal["naive_lstm", "naive_lstm_temporal", "masked_lstm", "lstm_autoencoder", "retrieval"]
@@ -70,7 +71,7 @@ class ModelConfig(Section):
             data["variant"] = "retrieval"
         elif (family == "retrieval") != (variant == "retrieval") and variant is not None \
                 and family != "vqgpt":
-            raise ValueError(f"model.family {family!r} and model.variant {variant!r} disagree "
+            raise InputError(f"model.family {family!r} and model.variant {variant!r} disagree "
                              "(variant 'retrieval' is the retrieval family)")
         return data
 
@@ -88,7 +89,7 @@ class ModelConfig(Section):
         known = {f.name for f in fields(VQGPTConfig)} | set(VQGPT_LENGTH_KEYS)
         bad = sorted(set(v) - known)
         if bad:
-            raise ValueError(f"model.vqgpt: unknown key(s) {', '.join(bad)} (known: "
+            raise InputError(f"model.vqgpt: unknown key(s) {', '.join(bad)} (known: "
                              f"{', '.join(sorted(known - set(VQGPT_DERIVED_KEYS)))})")
         return v
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from melodance.errors import InputError
+
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -139,7 +141,7 @@ def _render(args) -> int:
         from melodance.render.stage import render_compare
 
         if not args.out:
-            raise ValueError("--compare needs -o OUT.mp4")
+            raise InputError("--compare needs -o OUT.mp4")
         facts = render_compare(Path(args.features), args.model, Path(args.data), args.compare,
                                Path(args.out), cfg, progress=not args.no_progress)
         print(f"{args.out}: {facts['segment']}, {facts['frames']} frames, audio "

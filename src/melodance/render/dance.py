@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from melodance.errors import InputError, MissingInput, OutputExists
+
 CHAMPION_URI = "models:/melodance@champion"
 MIN_SONG_S = 1.0
 
@@ -42,7 +44,7 @@ def load_bundle(model: str | Path | None = None):
     Returns:
         (bundle, label): the label names the model in captions and logs.
     """
-    from melodance.cli import UserError
+    from melodance.errors import UserError
     from melodance.models.bundle import DanceBundle
 
     model = CHAMPION_URI if model is None else str(model)
@@ -90,7 +92,7 @@ def _bundle_artifact(mlmodel: Path, model: str) -> str:
 
     import yaml
 
-    from melodance.cli import UserError
+    from melodance.errors import UserError
 
     try:
         meta = yaml.safe_load(mlmodel.read_text())
@@ -107,7 +109,7 @@ def _bundle_artifact(mlmodel: Path, model: str) -> str:
 def check_video_path(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".mp4":
-        raise ValueError(f"{path}: the video output must be an .mp4 file")
+        raise InputError(f"{path}: the video output must be an .mp4 file")
     return check_output_file(path)
 
 
@@ -119,14 +121,14 @@ def check_output_file(path: str | Path) -> Path:
     """
     path = Path(path)
     if not path.parent.is_dir():
-        raise FileNotFoundError(f"{path.parent}: output folder does not exist")
+        raise MissingInput(f"{path.parent}: output folder does not exist")
     if path.is_dir():
-        raise ValueError(f"{path}: is a folder; name the output file inside it")
+        raise InputError(f"{path}: is a folder; name the output file inside it")
     if path.exists() or path.is_symlink():
         if path.is_symlink() or not path.is_file():
-            raise ValueError(f"{path}: exists and is not a regular file; refusing to replace it")
+            raise InputError(f"{path}: exists and is not a regular file; refusing to replace it")
     if not os.access(path.parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{path.parent}: output folder is not writable")
+        raise InputError(f"{path.parent}: output folder is not writable")
     return path
 
 
@@ -141,7 +143,7 @@ def output_files(video: Path, motion_paths: list[Path]) -> list[Path]:
     for f in files:
         key = f.parent.resolve() / f.name
         if key in seen:
-            raise ValueError(f"{f}: written twice (a motion .json writes its .npy beside it); "
+            raise InputError(f"{f}: written twice (a motion .json writes its .npy beside it); "
                              "give each output its own name")
         seen[key] = f
         check_output_file(f)
@@ -153,13 +155,13 @@ def check_seconds(value, option: str, *, positive: bool = False) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{option} must be a number of seconds, got {value!r}") from None
+        raise InputError(f"{option} must be a number of seconds, got {value!r}") from None
     if not math.isfinite(v):
-        raise ValueError(f"{option} must be a finite number of seconds, got {v}")
+        raise InputError(f"{option} must be a finite number of seconds, got {v}")
     if positive and v <= 0:
-        raise ValueError(f"{option} must be > 0, got {v:g}")
+        raise InputError(f"{option} must be > 0, got {v:g}")
     if v < 0:
-        raise ValueError(f"{option} must be >= 0, got {v:g}")
+        raise InputError(f"{option} must be >= 0, got {v:g}")
     return v
 
 
@@ -178,15 +180,15 @@ def song_span_frames(song: Path, start_s: float, duration_s: float | None,
         duration_s = check_seconds(duration_s, "--duration", positive=True)
     length = check_song(song).duration_s  # names the file and what is wrong with it
     if length < MIN_SONG_S:
-        raise ValueError(f"{song}: the song lasts {length:.2f} s; at least {MIN_SONG_S:g} s "
+        raise InputError(f"{song}: the song lasts {length:.2f} s; at least {MIN_SONG_S:g} s "
                          "is needed")
     if start_s >= length:
-        raise ValueError(f"--start {start_s:g} s is past the end of {song} ({length:.2f} s)")
+        raise InputError(f"--start {start_s:g} s is past the end of {song} ({length:.2f} s)")
     start_s = round(start_s * fps) / fps
     end_s = length if duration_s is None else min(length, start_s + duration_s)
     n_frames = int(math.floor((end_s - start_s) * fps + 1e-6))
     if n_frames < MIN_SONG_S * fps:
-        raise ValueError(f"{song}: the span from {start_s:.2f} s to {end_s:.2f} s is shorter "
+        raise InputError(f"{song}: the span from {start_s:.2f} s to {end_s:.2f} s is shorter "
                          f"than {MIN_SONG_S:g} s (the song lasts {length:.2f} s)")
     return start_s, n_frames, length
 
@@ -219,7 +221,7 @@ def staged_outputs(files: list[Path]):
                 backup = None
                 if f.is_symlink() or (f.exists() and not f.is_file()):
                     # Appeared since the checks: never move a folder (or a link) away.
-                    raise FileExistsError(f"{f}: is not a regular file (any more); "
+                    raise OutputExists(f"{f}: is not a regular file (any more); "
                                             "no output was put in place")
                 if f.exists():
                     backup = tmp.with_name(f".old-{f.name}")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from melodance import io, tracking
+from melodance.errors import InputError, MissingInput
 from melodance.render.config import RenderConfig
 
 
@@ -25,7 +26,7 @@ def resolve_segment(fs, name: str) -> str:
     segs = [n for n, s in fs.sequences.items() if s.source == name]
     if not segs:
         have = sorted({s.source for s in fs.sequences.values()})
-        raise ValueError(f"no sequence or segment {name!r} in the features "
+        raise InputError(f"no sequence or segment {name!r} in the features "
                          f"(sequences: {', '.join(have[:12])}{' ...' if len(have) > 12 else ''})")
     return max(segs, key=lambda n: (fs.sequences[n].n_frames, n))
 
@@ -58,7 +59,7 @@ def _segment_audio(data_dir: Path, seg) -> Path:
 
     folder = Path(data_dir) / seg.source
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: the song of {seg.name} is not here (pass --data)")
+        raise MissingInput(f"{folder}: the song of {seg.name} is not here (pass --data)")
     return find_audio(folder)
 
 
@@ -130,7 +131,7 @@ def render_split(features_dir: str | Path, model_path: str | Path, data_dir: str
     fs = load_features(features_dir)
     names = fs.split.get(cfg.split) or []
     if not names:
-        raise ValueError(f"{features_dir}: split {cfg.split!r} is empty")
+        raise InputError(f"{features_dir}: split {cfg.split!r} is empty")
     bundle, label = load_bundle(model_path)
     fps = float(fs.meta.get("fps", 25.0))
     checks = output_checks(fps, audio=True, max_still_s=cfg.max_still_s)
@@ -154,7 +155,7 @@ def render_split(features_dir: str | Path, model_path: str | Path, data_dir: str
                    "videos": videos, "statistics": outcome.statistics}
         io.write_json(tmp / "videos.json", _jsonable(summary))
         if outcome.failures:
-            raise ValueError("\n".join(str(VideoCheckError(out_dir / f"{n}.mp4", f))
+            raise InputError("\n".join(str(VideoCheckError(out_dir / f"{n}.mp4", f))
                                         for n, f in outcome.failures.items()))
     if log_mlflow:
         _log(out_dir, cfg, bundle, summary)

@@ -25,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from melodance import FPS
+from melodance.errors import InputError, MissingInput
 
 AUDIO_SR = 44100
 """Sample rate of the audio track, Hz (one AAC supports; songs are resampled to it)."""
@@ -38,7 +39,7 @@ class FrameSource(Protocol):
     def frame(self, i: int, out: np.ndarray | None = None) -> np.ndarray: ...
 
 
-class VideoCheckError(ValueError):
+class VideoCheckError(InputError):
     """A written video failed an output check; the message names the file and the checks."""
 
     def __init__(self, path: Path, failures: list[dict]):
@@ -72,12 +73,12 @@ def song_span(path: str | Path, start_s: float, duration_s: float,
 
     path = Path(path)
     if start_s < 0:
-        raise ValueError(f"{path}: start must be >= 0 s, got {start_s}")
+        raise InputError(f"{path}: start must be >= 0 s, got {start_s}")
     n_out = int(round(duration_s * sr))
     try:
         f = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError) as e:
-        raise ValueError(f"{path}: cannot decode audio ({e})") from e
+        raise InputError(f"{path}: cannot decode audio ({e})") from e
     with f:
         sr_in = f.samplerate
         a = int(round(start_s * sr_in))
@@ -138,14 +139,14 @@ def write_video(path: str | Path, frames: FrameSource, fps: float = FPS,
 
     path = Path(path)
     if path.suffix.lower() != ".mp4":
-        raise ValueError(f"{path}: the output must be an .mp4 file")
+        raise InputError(f"{path}: the output must be an .mp4 file")
     n = len(frames)
     if n < 1:
-        raise ValueError("no frames to write")
+        raise InputError("no frames to write")
     if audio is not None:
         want = int(round(n / fps * audio_sr))
         if audio.ndim != 2 or abs(len(audio) - want) > 1:
-            raise ValueError(f"audio track has shape {list(audio.shape)}; expected "
+            raise InputError(f"audio track has shape {list(audio.shape)}; expected "
                              f"[{want}, channels] for {n} frames at {fps:g} fps")
     bar = None
     if progress:
@@ -220,7 +221,7 @@ def audio_seconds(path: str | Path, sr: int = AUDIO_SR) -> float:
          "-f", "s16le", "-ac", "1", "-ar", str(sr), "-"],
         capture_output=True)
     if r.returncode != 0:
-        raise ValueError(f"{path}: cannot decode its audio "
+        raise InputError(f"{path}: cannot decode its audio "
                          f"({r.stderr.decode(errors='replace').strip()[-300:]})")
     return len(r.stdout) / 2 / sr
 
@@ -259,10 +260,10 @@ def video_facts(path: str | Path, min_skeleton_px: int = 30, still_level: float 
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such video")
+        raise MissingInput(f"{path}: no such video")
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
-        raise ValueError(f"{path}: not a readable video")
+        raise InputError(f"{path}: not a readable video")
     try:
         fps = float(cap.get(cv2.CAP_PROP_FPS))
         width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))

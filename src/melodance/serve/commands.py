@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from melodance.errors import InputError
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -73,7 +75,7 @@ def _register(args) -> int:
     run, metrics = check_outputs(train)
     logged = tracking.client().get_run(run["run_id"]).data.tags.get("melodance.sha256.model.pt")
     if logged != run["sha256"]["model.pt"]:
-        raise ValueError(f"{train / 'model.pt'}: MLflow run {run['run_id']} logged another model "
+        raise InputError(f"{train / 'model.pt'}: MLflow run {run['run_id']} logged another model "
                          "(its sha256 tag differs); run the train stage again")
     cfg = load_section("register", RegisterConfig, args.params)
     gate = gate_scores(load_features(args.features), DanceBundle.load(train / "model.pt"),
@@ -122,5 +124,5 @@ def _serve(args) -> int:
     from melodance.serve.server import serve
 
     if not 0 < args.port < 65536:
-        raise ValueError(f"--port must be in 1..65535, got {args.port}")
+        raise InputError(f"--port must be in 1..65535, got {args.port}")
     return serve(args.model, args.host, args.port)

@@ -37,6 +37,7 @@ import tempfile
 
 import numpy as np
 
+from melodance.errors import InputError
 from melodance.models.families import check_seed
 
 MAX_DURATION_S = 600.0
@@ -54,7 +55,7 @@ MAX_ABS_ROOT_CM = 1e5
 """Largest root start coordinate, cm (1 km)."""
 
 
-class RequestError(ValueError):
+class RequestError(InputError):
     """The request is malformed; the message says what is wrong (HTTP 400).
 
     Messages name the field and the problem and never quote the request's

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pydantic import Field
 
 from melodance import tracking
+from melodance.errors import InputError
 from melodance.params import Section
 
 METRIC = "gate_score"
@@ -97,7 +98,7 @@ def register(run_id: str, metrics: dict, extra_tags: dict | None = None,
     registry version when promoted, or always with ``always`` (``register.always``);
     otherwise ``Registration.version`` is None and the registry is left as it was."""
     if METRIC not in metrics:
-        raise ValueError(f"metrics lack {METRIC!r}: cannot compare with the champion")
+        raise InputError(f"metrics lack {METRIC!r}: cannot compare with the champion")
     value = float(metrics[METRIC])
     failed = list(metrics.get("gate_failed") or [])
     tags = {f"metric.{k}": v for k, v in metrics.items() if k != "gate_failed"}
@@ -130,7 +131,7 @@ def promote(version: str) -> None:
     """Make ``version`` the champion (a person's decision, no metric check)."""
     known = {v["version"] for v in tracking.model_versions()}
     if str(version) not in known:
-        raise ValueError(f"model {tracking.REGISTERED_MODEL} has no version {version} "
+        raise InputError(f"model {tracking.REGISTERED_MODEL} has no version {version} "
                          f"(versions: {', '.join(sorted(known, key=int)) or 'none'})")
     _move(str(version))
 
@@ -139,7 +140,7 @@ def rollback() -> str:
     """Move the champion back to the previous champion; return that version."""
     hist = _history()
     if len(hist) < 2:
-        raise ValueError("no earlier champion to roll back to")
+        raise InputError("no earlier champion to roll back to")
     hist.pop()
     prev = hist[-1]
     tracking.set_champion(prev)

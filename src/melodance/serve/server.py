@@ -314,7 +314,7 @@ def build_app(model_uri: str):
     from mlflow.exceptions import MlflowException
 
     from melodance import tracking
-    from melodance.cli import UserError
+    from melodance.errors import UserError
 
     tracking.setup()
     with warnings.catch_warnings():

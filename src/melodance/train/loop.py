@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from melodance.errors import InputError
 from melodance.models import ModelConfig, build_model
 from melodance.models.lstm import DanceModel
 from melodance.train.config import TrainConfig
@@ -138,9 +139,9 @@ def fit(fs, model_cfg: ModelConfig, cfg: TrainConfig, *,
     train = to_tensors({k: v for k, v in fs.windows("train", **wkw).items() if k in streams})
     val = to_tensors({k: v for k, v in fs.windows("val", **wkw).items() if k in streams})
     if train["music"].shape[0] == 0:
-        raise ValueError("no training windows: sequences shorter than features.window?")
+        raise InputError("no training windows: sequences shorter than features.window?")
     if val["music"].shape[0] == 0:
-        raise ValueError("no validation windows: validation sequences shorter than features.window?")
+        raise InputError("no validation windows: validation sequences shorter than features.window?")
     val_seqs = []
     for name in fs.split["val"]:
         norm = fs.normalized(name)

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from melodance import FPS
+from melodance.errors import InputError
 
 KEEP_JOBS = 8
 """Finished jobs kept (with their files) before the oldest are deleted."""
@@ -55,7 +56,7 @@ DEFAULT_MODEL = "default"
 """The model id of the default model (``--model``, else the registry's champion)."""
 
 
-class UiError(ValueError):
+class UiError(InputError):
     """An error the page shows to the user as it is (bad input, no such sequence, no model)."""
 
 
@@ -349,7 +350,7 @@ class UiApp:
     def bundle(self, model_id: str | None):
         """The loaded model a request chose (see :meth:`resolve_model`) and its label; the
         last ``MODEL_CACHE`` models stay loaded."""
-        from melodance.cli import UserError
+        from melodance.errors import UserError
         from melodance.render.dance import load_bundle
 
         key, source = self.resolve_model(model_id)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from melodance.errors import InputError
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -62,7 +64,7 @@ def _ui(args) -> int:
     except (OSError, ValueError) as e:
         app.close()
         why = e.strerror if isinstance(e, OSError) and e.strerror else e
-        raise ValueError(f"cannot listen on {args.host}:{args.port}: {why}") from e
+        raise InputError(f"cannot listen on {args.host}:{args.port}: {why}") from e
 
     def stop(signum, frame):
         raise Terminated  # serve_forever leaves through the finally below (exit 143)

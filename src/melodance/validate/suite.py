@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from melodance.errors import InputError
 from melodance.validate.config import ValidateConfig
 from melodance.validate.gx import plain as _plain
 from melodance.validate.gx import run_gx_suite
@@ -181,7 +182,7 @@ def run_suite(table, cfg: ValidateConfig, docs_dir: str | Path | None = None) ->
     by_name = {c.name: c for c in all_checks}
     missing = sorted({col for c in all_checks for col in c.columns} - set(table.columns))
     if missing:
-        raise ValueError(f"facts table lacks column(s) {', '.join(missing)}")
+        raise InputError(f"facts table lacks column(s) {', '.join(missing)}")
 
     run = run_gx_suite(table, [c.expectation() for c in all_checks], name="melodance_validate",
                        key=KEY, docs_dir=docs_dir)
