@@ -24,7 +24,7 @@ COMMAND_MODULES = (
     "melodance.tune.commands",
     "melodance.serve.commands",
     "melodance.ablate.commands",
-    "melodance.evaluate.validity_commands",
+    "melodance.evaluate.validity.commands",
     "melodance.render.commands",
     "melodance.ui.commands",
 )

@@ -360,12 +360,8 @@ def music_validity(fs, names, model: list[Dance], truth: list[Dance], fps: float
     (permutation test), and ``music_motion_consistency`` of the model beside
     ground truth and ground truth under another song.
     """
-    from melodance.evaluate.validity import (
-        INFORMATIVE,
-        consistency_scores,
-        music_info_from_features,
-        split_validity,
-    )
+    from melodance.evaluate.validity.core import INFORMATIVE, consistency_scores, split_validity
+    from melodance.evaluate.validity.music import music_info_from_features
 
     seqs = [fs.sequences[n] for n in names]
     musics = [music_info_from_features(s.music, s.beat_frames, fps) for s in seqs]

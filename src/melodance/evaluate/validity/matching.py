@@ -39,7 +39,7 @@ from pydantic import Field
 
 from melodance.data.skeleton import FOOT_JOINTS, N_JOINTS
 from melodance.errors import InputError
-from melodance.evaluate.validity import MusicInfo, ScoreFn
+from melodance.evaluate.validity.music import MusicInfo, ScoreFn
 from melodance.params import Section
 
 STAGE = "matching"

@@ -38,7 +38,7 @@ def _validity(args) -> int:
     from pathlib import Path
 
     from melodance import io
-    from melodance.evaluate.validity_report import (
+    from melodance.evaluate.validity.report import (
         ValidityConfig,
         corpus_validity,
         finite_json,
