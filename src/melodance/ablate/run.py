@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from melodance import tracking
 from melodance.ablate.plan import BUDGETS, Setting, full_overrides, settings
 
@@ -18,23 +16,11 @@ def _features_tag(over: dict) -> str:
 def _val_scores(model, fs) -> dict:
     """metric_loss per frame, BAS and FID_k on whole validation sequences generated from music."""
     from melodance.evaluate.config import EvaluateConfig
-    from melodance.evaluate.stage import Dance, make_reference, score_set, split_dances
-    from melodance.features.motion import motion_from_features
+    from melodance.evaluate.scoring import score_rows
     from melodance.models.bundle import DanceBundle
 
     bundle = DanceBundle(model, fs.normalizers, fs.meta)
-    fps = float(fs.meta["fps"])
-    gen, truth = [], []
-    for name in fs.split["val"]:
-        seq = fs.sequences[name]
-        beats = np.flatnonzero(seq.temporal[:, 1] > 0.5) / fps
-        j, r = bundle.generate(seq.music, seq.temporal, seq.root_start)
-        gen.append(Dance(name, j, r, beats))
-        tj, tr = motion_from_features(seq.motion, seq.root_start)
-        truth.append(Dance(name, tj, tr, beats))
-    cfg = EvaluateConfig()
-    ref = make_reference(truth, split_dances(fs, fs.split["train"], fps), fps, cfg)
-    s = score_set(gen, ref, cfg, fps, truth, intervals=False)
+    s = score_rows(fs, bundle, "val", EvaluateConfig(), intervals=False, rows=("model",))["model"]
     return {k: s[k] for k in ("metric_loss_per_frame", "bas_music", "bas_motion", "fid_k")}
 
 

@@ -39,9 +39,9 @@ from torch import nn
 from melodance import FPS
 from melodance.data.skeleton import N_JOINTS
 from melodance.errors import InputError
+from melodance.features.temporal import BEAT_FLAG, flagged_beats
 from melodance.models.config import ModelConfig
 
-BEAT_FLAG = 1
 POINTS_PER_BEAT = 4
 RECENT = 8
 HEIGHT_BLEND_S = 2.0
@@ -84,7 +84,7 @@ class RetrievalModel(nn.Module):
             n = len(seq.motion)
             music.append(norm["music"].astype(np.float32))
             motion.append(np.asarray(seq.motion, dtype=np.float32))
-            beats = np.flatnonzero(np.asarray(seq.temporal)[:, BEAT_FLAG] > 0.5)
+            beats = flagged_beats(seq.temporal)
             for i in range(len(beats) - k):
                 rows.append(offset + beats[i])
                 periods.append((beats[i + k] - beats[i]) / k)

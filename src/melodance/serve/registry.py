@@ -2,7 +2,7 @@
 
 The gate (params.yaml ``register``, :class:`RegisterConfig`): the validation
 split is generated from its music and scored like the evaluate stage
-(:func:`melodance.evaluate.stage.score_rows`, without intervals). The score is
+(:func:`melodance.evaluate.scoring.score_rows`, without intervals). The score is
 ``sum_k weights[k] * metric_k`` (default KID_k + KID_g, lower is better); a
 model outside any hard floor (motion-energy ratio, still fraction, bone-length
 error) scores ``inf`` and is never promoted, not even as the first champion.
@@ -47,7 +47,7 @@ def gate_scores(fs, bundle, eval_cfg, cfg: RegisterConfig, rows=None, retrieval=
     retrieval baseline above the model.
     """
     from melodance.evaluate.realism import gate_score
-    from melodance.evaluate.stage import ROWS, score_rows
+    from melodance.evaluate.scoring import ROWS, score_rows
 
     res = score_rows(fs, bundle, cfg.split, eval_cfg, intervals=False, rows=rows or ROWS,
                      retrieval=retrieval)

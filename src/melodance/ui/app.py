@@ -34,11 +34,15 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from melodance import FPS
 from melodance.errors import InputError
+
+if TYPE_CHECKING:
+    from melodance.evaluate.config import EvaluateConfig
 
 KEEP_JOBS = 8
 """Finished jobs kept (with their files) before the oldest are deleted."""
@@ -136,7 +140,7 @@ def motion_payload(joints: np.ndarray, root: np.ndarray) -> list:
 
 def sequence_metrics(gen_joints: np.ndarray, gen_root: np.ndarray, gt_joints: np.ndarray,
                      gt_root: np.ndarray, music_beats_s: np.ndarray, fps: float,
-                     bas_sigma_s: float = 0.05, kin_smooth_s: float = 5 / 60) -> dict:
+                     cfg: EvaluateConfig | None = None) -> dict:
     """The metrics of one generated dance beside its ground truth (same music, same frames).
 
     Args:
@@ -144,7 +148,7 @@ def sequence_metrics(gen_joints: np.ndarray, gen_root: np.ndarray, gt_joints: np
         gen_root, gt_root: [T, 3] world root, cm.
         music_beats_s: beat times of the music span, seconds from frame 0.
         fps: frames per second.
-        bas_sigma_s, kin_smooth_s: beat alignment settings (the evaluate stage's defaults).
+        cfg: the beat alignment settings (default: the ``evaluate`` section's defaults).
 
     Returns:
         ``{"generated": {...}, "ground_truth": {...}, "kinetic_term": float}``: per dance
@@ -156,17 +160,17 @@ def sequence_metrics(gen_joints: np.ndarray, gen_root: np.ndarray, gt_joints: np
         covariance term). ``metric_loss_per_frame_cm``: the paper's metric loss per frame
         (pose-vector distance of the root-relative joints, cm).
     """
-    from melodance.evaluate import beats as B
     from melodance.evaluate import metrics as M
-    from melodance.evaluate.stage import clips
+    from melodance.evaluate.config import EvaluateConfig
+    from melodance.evaluate.scoring import beat_alignment, clips
 
+    cfg = cfg or EvaluateConfig()
     gen_world = gen_joints + gen_root[:, None]
     gt_world = gt_joints + gt_root[:, None]
     out: dict = {}
     for key, world in (("generated", gen_world), ("ground_truth", gt_world)):
-        kin = B.kinematic_beat_times(world, fps, smooth_s=kin_smooth_s)
-        m = {"bas_music": B.bas_music(music_beats_s, kin, sigma_s=bas_sigma_s),
-             "bas_motion": B.bas_motion(music_beats_s, kin, sigma_s=bas_sigma_s),
+        bas_music, bas_motion = beat_alignment(music_beats_s, world, fps, cfg)
+        m = {"bas_music": bas_music, "bas_motion": bas_motion,
              **M.foot_skating(world, fps), "jitter": M.jitter(world, fps)}
         out[key] = {k: _finite(v) for k, v in m.items()}
     clip = int(round(KIN_CLIP_S * fps))

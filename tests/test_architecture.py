@@ -1,0 +1,44 @@
+"""Layer rules: import-linter's contracts in pyproject.toml hold, and would catch a break."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT = Path(sys.executable).parent / "lint-imports"   # import-linter, in the dev extra
+
+
+def lint(src: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    return subprocess.run([str(LINT), str(ROOT / "pyproject.toml"), "--no-cache"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_import_contracts_are_kept():
+    out = lint(ROOT / "src")
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "0 broken" in out.stdout
+
+
+def test_import_contracts_catch_a_cli_import_and_a_circle(tmp_path):
+    """The contracts are not vacuous: a library module importing the CLI, and the validity
+    tool's music module importing a metric back (the old circle), each break one."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "src" / "melodance", src / "melodance",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    layout = src / "melodance" / "data" / "layout.py"
+    layout.write_text(layout.read_text() + "\n\ndef _oops():\n    from melodance.cli import main\n"
+                      "    return main\n")
+    music = src / "melodance" / "evaluate" / "validity" / "music.py"
+    music.write_text(music.read_text() + "\n\ndef _circle():\n"
+                     "    from melodance.evaluate.validity.alignment import ANALYTIC_METRICS\n"
+                     "    return ANALYTIC_METRICS\n")
+    out = lint(src)
+    assert out.returncode != 0
+    assert "Nothing imports the command line (melodance.cli) BROKEN" in out.stdout
+    assert "melodance.data.layout -> melodance.cli" in out.stdout
+    assert "The metric-validity tool is layered, no circle BROKEN" in out.stdout
