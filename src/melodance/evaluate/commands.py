@@ -33,7 +33,7 @@ def _evaluate(args) -> int:
     from melodance.evaluate.config import EvaluateConfig
     from melodance.evaluate.stage import run_evaluation
     from melodance.params import load_section
-    from melodance.serve.registry import RegisterConfig
+    from melodance.serve.gate import RegisterConfig
 
     cfg = load_section("evaluate", EvaluateConfig, args.params)
     gate = load_section("register", RegisterConfig, args.params)

@@ -51,7 +51,7 @@ def run_evaluation(features_dir: Path, model_path: Path, out_dir: Path, cfg: Eva
     model, truth = dances["model"], dances["truth"]
     result["real"]["retrieval_fit_s"] = round(fit_s, 3)
     if gate is not None:
-        from melodance.serve.registry import gate_scores
+        from melodance.serve.gate import gate_scores
 
         result["gate"] = gate_scores(fs, bundle, cfg, gate, retrieval=retrieval)
     result.update(music_validity(fs, fs.split[cfg.split], model, truth, fps, cfg))

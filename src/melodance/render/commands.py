@@ -34,7 +34,7 @@ def register(sub) -> None:
                    "together at the end, or none of them")
     p.add_argument("--model", default=None,
                    help="model: a models:/ or runs:/ URI, or a model.pt bundle "
-                   "(default: models:/melodance@champion)")
+                   "(default: the registry's champion)")
     p.add_argument("--start", type=float, default=0.0,
                    help="start in the song, seconds (finite, >= 0)")
     p.add_argument("--duration", type=float, default=None,

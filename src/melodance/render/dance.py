@@ -17,93 +17,9 @@ import time
 from pathlib import Path
 
 from melodance.errors import InputError, MissingInput, OutputExists
+from melodance.serve.registry import load_bundle
 
-CHAMPION_URI = "models:/melodance@champion"
 MIN_SONG_S = 1.0
-
-
-MODEL_URI_SCHEMES = ("models:/", "runs:/")
-"""The MLflow URIs :func:`load_bundle` accepts: the registry's and the tracking server's own."""
-
-
-def load_bundle(model: str | Path | None = None):
-    """A :class:`~melodance.models.bundle.DanceBundle` from a path or an MLflow URI.
-
-    ``model`` is trusted input (a command-line option, never a web request):
-    it names a file or a model of the tracking server the user configured.
-    Either way no code is run to load it: a bundle file is read with
-    ``torch.load(weights_only=True)``, and of a logged model only its
-    ``MLmodel`` (YAML) and its bundle artifact are read, the same way; the
-    model's code file is never imported here.
-
-    Args:
-        model: a ``model.pt`` bundle file, a ``models:/...`` or ``runs:/...``
-            URI of a melodance pyfunc, or None for the registry's champion.
-            Other URI schemes (``http:``, ``s3:``, ``file:`` ...) are refused.
-
-    Returns:
-        (bundle, label): the label names the model in captions and logs.
-    """
-    from melodance.errors import UserError
-    from melodance.models.bundle import DanceBundle
-
-    model = CHAMPION_URI if model is None else str(model)
-    if "://" not in model and ":/" not in model:
-        return DanceBundle.load(model), Path(model).name
-    if not model.startswith(MODEL_URI_SCHEMES):
-        raise UserError(f"{model}: not a model this command loads: give a model.pt file or a "
-                        f"{' or '.join(MODEL_URI_SCHEMES)} URI of the tracking server")
-    import tempfile
-
-    from mlflow.exceptions import MlflowException
-
-    from melodance import tracking
-
-    tracking.setup()
-    with tempfile.TemporaryDirectory(prefix="melodance-model-") as tmp:
-        try:
-            from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-            repo = get_artifact_repository(model)
-            meta = Path(repo.download_artifacts("MLmodel", tmp))
-            rel = _bundle_artifact(meta, model)
-            path = Path(repo.download_artifacts(rel, tmp))
-        except (MlflowException, OSError) as e:
-            hint = (" (no champion registered yet: train and `melodance register` a model, or "
-                    "pass --model PATH)" if model == CHAMPION_URI else "")
-            raise UserError(f"{model}: cannot load the model{hint}: "
-                            f"{str(e).splitlines()[0]}") from e
-        if not path.resolve().is_relative_to(Path(tmp).resolve()) or not path.is_file():
-            raise UserError(f"{model}: not a melodance dance model (its bundle artifact is "
-                            "missing)")
-        bundle = DanceBundle.load(path)
-    label = model.removeprefix("models:/")
-    if model == CHAMPION_URI:
-        version = tracking.champion_version()
-        label += f" (v{version})" if version else ""
-    if model.startswith("runs:/"):
-        label = "run " + model.removeprefix("runs:/")[:8]
-    return bundle, label
-
-
-def _bundle_artifact(mlmodel: Path, model: str) -> str:
-    """The bundle artifact's path inside a melodance pyfunc model, from its ``MLmodel`` (YAML)."""
-    from pathlib import PurePosixPath
-
-    import yaml
-
-    from melodance.errors import UserError
-
-    try:
-        meta = yaml.safe_load(mlmodel.read_text())
-        rel = str(meta["flavors"]["python_function"]["artifacts"]["bundle"]["path"])
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError) as e:
-        raise UserError(f"{model}: not a melodance dance model (no bundle artifact in its "
-                        "MLmodel)") from e
-    parts = PurePosixPath(rel).parts
-    if not parts or PurePosixPath(rel).is_absolute() or ".." in parts or "\\" in rel:
-        raise UserError(f"{model}: not a melodance dance model (bad bundle artifact path)")
-    return rel
 
 
 def check_video_path(path: str | Path) -> Path:

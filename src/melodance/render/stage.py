@@ -71,7 +71,7 @@ def render_compare(features_dir: str | Path, model, data_dir: str | Path, name: 
 
     Args:
         features_dir: the features stage's output (segments, normalisers).
-        model: model path or URI (see :func:`melodance.render.dance.load_bundle`).
+        model: model path or URI (see :func:`melodance.serve.registry.load_bundle`).
         data_dir: the dataset (for the songs).
         name: segment or sequence name.
         cfg: panel size, encoding and check settings, ``max_seconds``.
@@ -82,9 +82,10 @@ def render_compare(features_dir: str | Path, model, data_dir: str | Path, name: 
         The video's facts, plus ``segment`` and ``frames``.
     """
     from melodance.features.pipeline import load_features
-    from melodance.render.dance import check_video_path, load_bundle
+    from melodance.render.dance import check_video_path
     from melodance.render.draw import View
     from melodance.render.video import song_span, write_video
+    from melodance.serve.registry import load_bundle
 
     cfg = cfg or RenderConfig()
     out = check_video_path(out)
@@ -124,8 +125,8 @@ def render_split(features_dir: str | Path, model_path: str | Path, data_dir: str
     """
     from melodance.features.pipeline import load_features
     from melodance.render.checks import KEY, run_output_suite
-    from melodance.render.dance import load_bundle
     from melodance.render.video import VideoCheckError, check_table_row, output_checks
+    from melodance.serve.registry import load_bundle
 
     cfg = cfg or RenderConfig()
     fs = load_features(features_dir)

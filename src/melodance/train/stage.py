@@ -151,7 +151,9 @@ def write_outputs(out_dir: Path, run, bundle, metrics: dict, history_text: str, 
         tracking.log_artifact(tmp / "history.csv")
         tracking.log_artifact(tmp / "metrics.json")
         if log_model:
-            tracking.log_dance_model(tmp / "model.pt")
+            from melodance.serve.pyfunc import log_dance_model
+
+            log_dance_model(tmp / "model.pt")
         _fault("logged")
         hashes = {name: io.sha256_file(tmp / name) for name in OUTPUT_FILES}
         tracking.set_tags({f"melodance.sha256.{name}": h for name, h in hashes.items()})

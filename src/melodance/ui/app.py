@@ -276,7 +276,7 @@ class UiApp:
         return {"default": DEFAULT_MODEL, "choices": choices, "note": note}
 
     def _default_label(self) -> str:
-        from melodance.render.dance import CHAMPION_URI
+        from melodance.serve.registry import CHAMPION_URI
 
         if self.default_model is None:
             return CHAMPION_URI.removeprefix("models:/")
@@ -286,11 +286,11 @@ class UiApp:
     @staticmethod
     def _registry() -> list[dict]:
         """The registered versions with their aliases (a version search leaves them out)."""
-        from melodance import tracking
+        from melodance.serve import registry
 
-        versions = tracking.model_versions()
+        versions = registry.model_versions()
         if versions:
-            aliases = dict(tracking.client().get_registered_model(tracking.REGISTERED_MODEL)
+            aliases = dict(registry.client().get_registered_model(registry.REGISTERED_MODEL)
                            .aliases or {})
             for v in versions:
                 v["aliases"] = sorted({*v["aliases"],
@@ -299,17 +299,17 @@ class UiApp:
 
     def resolve_model(self, model_id) -> tuple[tuple, str | None]:
         """A request's ``model`` (an id listed by :meth:`models`; None or "" = the default)
-        -> (cache key, what :func:`~melodance.render.dance.load_bundle` loads).
+        -> (cache key, what :func:`~melodance.serve.registry.load_bundle` loads).
 
         Anything else is refused: a request never names a file or a URI.
         """
-        from melodance import tracking
+        from melodance.serve import registry
 
         if model_id is None or model_id == "" or model_id == DEFAULT_MODEL:
             if self.default_model is not None:
                 return ("default",), str(self.default_model)
             try:
-                version = tracking.champion_version()
+                version = registry.champion_version()
             except Exception:  # registry unreachable: load_bundle says so in words
                 version = None
             return ("champion", version), None
@@ -323,11 +323,11 @@ class UiApp:
             raise UiError("model: the model registry is not readable") from e
         for v in versions:
             if model_id == f"v{v['version']}":
-                uri = f"models:/{tracking.REGISTERED_MODEL}/{v['version']}"
+                uri = f"models:/{registry.REGISTERED_MODEL}/{v['version']}"
                 return (uri,), uri
             if model_id.startswith("@") and model_id[1:] in v["aliases"]:
-                return ((f"models:/{tracking.REGISTERED_MODEL}{model_id}", v["version"]),
-                        f"models:/{tracking.REGISTERED_MODEL}{model_id}")
+                return ((f"models:/{registry.REGISTERED_MODEL}{model_id}", v["version"]),
+                        f"models:/{registry.REGISTERED_MODEL}{model_id}")
         raise UiError(f"model: no model {model_id} in the registry (choose one listed by "
                       "/api/models)")
 
@@ -355,7 +355,7 @@ class UiApp:
         """The loaded model a request chose (see :meth:`resolve_model`) and its label; the
         last ``MODEL_CACHE`` models stay loaded."""
         from melodance.errors import UserError
-        from melodance.render.dance import load_bundle
+        from melodance.serve.registry import load_bundle
 
         key, source = self.resolve_model(model_id)
         with self._model_lock:

@@ -29,7 +29,7 @@ def register(sub) -> None:
                    "variable MELODANCE_UI_TOKEN: a command line is visible to other users")
     p.add_argument("--model", default=None,
                    help="default model: a models:/ or runs:/ URI, or a model.pt bundle "
-                   "(default: models:/melodance@champion). Trusted input: give only a file or "
+                   "(default: the registry's champion). Trusted input: give only a file or "
                    "a tracking server you trust (a bundle holds only tensors and data and is "
                    "read with torch.load(weights_only=True))")
     p.add_argument("--data", default="data", help="dataset folder for the Compare view")
