@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -10,12 +10,12 @@ from melodance.errors import InputError
 from melodance.params import Section
 
 Variant = Literal["naive_lstm", "naive_lstm_temporal", "masked_lstm", "lstm_autoencoder", "retrieval"]
-VARIANTS: tuple[str, ...] = ("naive_lstm", "naive_lstm_temporal", "masked_lstm", "lstm_autoencoder")
-"""The seed's four LSTM variants (the ablations compare these)."""
 BASELINES: tuple[str, ...] = ("retrieval",)
 """Variants fitted without training (:mod:`melodance.models.retrieval`)."""
+VARIANTS: tuple[str, ...] = tuple(v for v in get_args(Variant) if v not in BASELINES)
+"""The seed's four LSTM variants a-d, in order (the ablations compare these)."""
 Family = Literal["lstm", "retrieval", "vqgpt"]
-FAMILIES: tuple[str, ...] = ("lstm", "retrieval", "vqgpt")
+FAMILIES: tuple[str, ...] = get_args(Family)
 """The model families (:mod:`melodance.models.families` maps each to its code)."""
 VQGPT_LENGTH_KEYS = ("vq_epochs", "gpt_epochs")
 """``model.vqgpt`` keys that are not VQGPTConfig fields: the training length in passes over
