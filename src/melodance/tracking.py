@@ -249,15 +249,7 @@ def stage_run(stage: str, params: dict | None = None, run_name: str | None = Non
             and os.environ.get("DVC_ROOT")):
         # Only as a DVC stage: then the model is the train stage's (dvc.yaml), whose run
         # outputs/train/run.json names; by hand, `--model` may be any other bundle.
-        train = _train_run()
-        if train is not None:
-            # One pipeline run = one training run in the runs list, with its evaluation and
-            # videos nested under it (and tagged, for searches).
-            parent_run_id = train.info.run_id
-            all_tags["melodance.train_run_id"] = parent_run_id
-            variant = train.data.tags.get("melodance.variant")
-            if variant:
-                all_tags.setdefault("melodance.variant", variant)
+        parent_run_id = _nest_under_train(all_tags)
     run_name = _run_name(run_name, all_tags, top_level=not nested and parent_run_id is None)
     run = retry(lambda: mlflow.start_run(run_id=run_id, run_name=run_name, nested=nested,
                                           parent_run_id=parent_run_id,
@@ -288,6 +280,22 @@ def stage_run(stage: str, params: dict | None = None, run_name: str | None = Non
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, prev)
+
+
+def _nest_under_train(all_tags: dict[str, str]) -> str | None:
+    """The train stage's run id (None: no readable run.json), its variant added to ``all_tags``.
+
+    One pipeline run = one training run in the runs list, with its evaluation and
+    videos nested under it (and tagged, for searches).
+    """
+    train = _train_run()
+    if train is None:
+        return None
+    all_tags["melodance.train_run_id"] = train.info.run_id
+    variant = train.data.tags.get("melodance.variant")
+    if variant:
+        all_tags.setdefault("melodance.variant", variant)
+    return train.info.run_id
 
 
 FOLLOWS_TRAIN = ("evaluate", "render")   # stages that evaluate the train stage's model

@@ -93,6 +93,23 @@ class Decoded:
     mono: np.ndarray | None = None
 
 
+def _read_to_end(f, keep: bool, res: Decoded) -> int:
+    """Frames read from an open ``soundfile.SoundFile`` to its end; with ``keep`` the mono
+    mix is put in ``res.mono``, otherwise blocks are decoded and dropped."""
+    if keep:
+        y = f.read(dtype="float32", always_2d=True)
+        # A matrix-vector product mixes channels far faster than y.mean(axis=1).
+        res.mono = y @ np.full(y.shape[1], 1 / y.shape[1], np.float32)
+        return len(y)
+    got = 0
+    buf = np.empty((BLOCK_FRAMES, f.channels), np.float32)
+    while True:
+        n = len(f.read(BLOCK_FRAMES, dtype="float32", always_2d=True, out=buf))
+        got += n
+        if n < BLOCK_FRAMES:
+            return got
+
+
 def decode_song(path: str | Path, start_s: float = 0.0, *, keep: bool = False,
                 max_s: float | None = None) -> Decoded:
     """Decode ``path`` from ``start_s`` to its end; never raises on a broken file.
@@ -130,18 +147,7 @@ def decode_song(path: str | Path, start_s: float = 0.0, *, keep: bool = False,
             with sf.SoundFile(str(path)) as f:
                 if first:
                     f.seek(first)
-                if keep:
-                    y = f.read(dtype="float32", always_2d=True)
-                    got = len(y)
-                    # A matrix-vector product mixes channels far faster than y.mean(axis=1).
-                    res.mono = y @ np.full(y.shape[1], 1 / y.shape[1], np.float32)
-                else:
-                    buf = np.empty((BLOCK_FRAMES, info.channels), np.float32)
-                    while True:
-                        n = len(f.read(BLOCK_FRAMES, dtype="float32", always_2d=True, out=buf))
-                        got += n
-                        if n < BLOCK_FRAMES:
-                            break
+                got = _read_to_end(f, keep, res)
             err = None
         except (sf.LibsndfileError, RuntimeError, OSError) as e:
             err = e

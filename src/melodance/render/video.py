@@ -107,6 +107,38 @@ def _exact_duration(n_frames: int, fps: float) -> float:
     return d
 
 
+def _check_request(path: Path, n: int, fps: float, audio: np.ndarray | None, audio_sr: int) -> None:
+    """Refuse before encoding: a non-.mp4 path, no frames, an audio track of the wrong length."""
+    if path.suffix.lower() != ".mp4":
+        raise InputError(f"{path}: the output must be an .mp4 file")
+    if n < 1:
+        raise InputError("no frames to write")
+    if audio is not None:
+        want = int(round(n / fps * audio_sr))
+        if audio.ndim != 2 or abs(len(audio) - want) > 1:
+            raise InputError(f"audio track has shape {list(audio.shape)}; expected "
+                             f"[{want}, channels] for {n} frames at {fps:g} fps")
+
+
+def _frame_function(frames: FrameSource, fps: float, bar) -> Callable[[float], np.ndarray]:
+    """moviepy's ``frame_function(t)``: the renderer's frame at time ``t`` s, drawn once into
+    one reused buffer (moviepy asks for the same frame again around audio chunks)."""
+    n = len(frames)
+    buf = frames.frame(0)
+    drawn = [-1]
+
+    def make_frame(t: float) -> np.ndarray:
+        i = min(int(round(t * fps)), n - 1)
+        if i != drawn[0]:
+            frames.frame(i, out=buf)
+            drawn[0] = i
+            if bar is not None and i > 0:
+                bar.update()
+        return buf
+
+    return make_frame
+
+
 def write_video(path: str | Path, frames: FrameSource, fps: float = FPS,
                 audio: np.ndarray | None = None, audio_sr: int = AUDIO_SR, *,
                 preset: str = "veryfast", crf: int = 23, threads: int | None = None,
@@ -138,34 +170,15 @@ def write_video(path: str | Path, frames: FrameSource, fps: float = FPS,
     from melodance.io import atomic_path
 
     path = Path(path)
-    if path.suffix.lower() != ".mp4":
-        raise InputError(f"{path}: the output must be an .mp4 file")
     n = len(frames)
-    if n < 1:
-        raise InputError("no frames to write")
-    if audio is not None:
-        want = int(round(n / fps * audio_sr))
-        if audio.ndim != 2 or abs(len(audio) - want) > 1:
-            raise InputError(f"audio track has shape {list(audio.shape)}; expected "
-                             f"[{want}, channels] for {n} frames at {fps:g} fps")
+    _check_request(path, n, fps, audio, audio_sr)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=n, desc=desc, unit="frame")
-    buf = frames.frame(0)
-    drawn = [-1]
-
-    def make_frame(t: float) -> np.ndarray:
-        i = min(int(round(t * fps)), n - 1)
-        if i != drawn[0]:
-            frames.frame(i, out=buf)
-            drawn[0] = i
-            if bar is not None and i > 0:
-                bar.update()
-        return buf
-
-    clip = VideoClip(frame_function=make_frame, duration=_exact_duration(n, fps))
+    clip = VideoClip(frame_function=_frame_function(frames, fps, bar),
+                     duration=_exact_duration(n, fps))
     if audio is not None:
         clip = clip.with_audio(AudioArrayClip(audio.astype(np.float32), fps=audio_sr))
     try:
