@@ -42,3 +42,30 @@ def test_import_contracts_catch_a_cli_import_and_a_circle(tmp_path):
     assert "Nothing imports the command line (melodance.cli) BROKEN" in out.stdout
     assert "melodance.data.layout -> melodance.cli" in out.stdout
     assert "The metric-validity tool is layered, no circle BROKEN" in out.stdout
+
+
+def test_stage_out_defaults_are_the_folders_dvc_yaml_names():
+    """Each stage command's --out default (melodance.options.OUTPUTS) is the folder its
+    dvc.yaml command writes, so running a stage by hand writes where DVC looks."""
+    import argparse
+    import shlex
+
+    import yaml
+
+    from melodance.cli import build_parser
+    from melodance.options import OUTPUTS
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    checked = []
+    for name, stage in stages.items():
+        argv = shlex.split(stage["cmd"])
+        if "--out" not in argv or name == "train_seed":   # train_seed: a second training
+            continue
+        written = argv[argv.index("--out") + 1]
+        assert OUTPUTS[name] == written, (name, written)
+        default = commands.choices[argv[1]].get_default("out")
+        # render: --out depends on the mode (a video file with --compare), OUTPUTS["render"] otherwise
+        assert default in (written, None if name == "render" else written), (name, default)
+        checked.append(name)
+    assert len(checked) >= 6, checked

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from melodance.options import OUTPUTS
 from melodance.params import repo_root
 
 DEFAULT_EXPERIMENT = "melodance"
@@ -299,7 +300,7 @@ def _nest_under_train(all_tags: dict[str, str]) -> str | None:
 
 
 FOLLOWS_TRAIN = ("evaluate", "render")   # stages that evaluate the train stage's model
-TRAIN_RUN_FILE = Path("outputs/train/run.json")   # relative to where DVC runs the stage
+TRAIN_RUN_FILE = Path(OUTPUTS["train"]) / "run.json"   # relative to where DVC runs the stage
 
 
 def _train_run():

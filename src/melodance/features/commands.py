@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from melodance import options
 from melodance.errors import InputError, MissingInput
 
 
@@ -20,9 +21,9 @@ def register(sub) -> None:
     p.add_argument("--accepted", default="outputs/validate/accepted.json",
                    help="accepted.json of `melodance validate` ({\"sequences\": [...]}) or a JSON list "
                         "(default: %(default)s); 'all' uses every sequence")
-    p.add_argument("--out", default="outputs/features", help="output folder (default: %(default)s)")
+    options.add_out(p, "features")
     p.add_argument("--params", default=None, help="params file (default: params.yaml)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    options.add_no_progress(p)
     p.set_defaults(func=run)
 
 

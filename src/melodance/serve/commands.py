@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from melodance import options
 from melodance.errors import InputError
 
 
@@ -21,10 +22,10 @@ def register(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--train", default="outputs/train", help="train stage output folder")
-    p.add_argument("--features", default="outputs/features", help="feature stage output folder")
-    p.add_argument("--params", default="params.yaml", help="params file (sections register, evaluate; "
-                   "register.always: register a model that is not better, too)")
-    p.add_argument("--out", default="outputs/register", help="output folder")
+    options.add_features(p)
+    options.add_params(p, "register", "evaluate",
+                       note="register.always: register a model that is not better, too")
+    options.add_out(p, "register")
     p.set_defaults(func=_register)
 
     p = sub.add_parser("promote", help="make a registered version the champion (no metric check)",
