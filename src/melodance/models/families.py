@@ -16,8 +16,8 @@ loading an LSTM bundle never imports the generative family's code):
   FeatureSet, log to MLflow, write the outputs as one unit
   (:func:`melodance.train.stage.write_outputs`).
 
-A new family is one new module and one entry here (and its name in
-:data:`melodance.models.config.FAMILIES`).
+A new family is one new module and one entry here (and its name in the ``Family``
+literal of :mod:`melodance.models.config`, which :data:`~melodance.models.config.FAMILIES` lists).
 """
 
 from __future__ import annotations
