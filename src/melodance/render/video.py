@@ -332,13 +332,11 @@ class OutputCheck:
 
     @property
     def bound(self) -> str:
-        if self.value_set:
-            return f"in {{{', '.join(map(str, self.value_set))}}}"
-        if self.min_value is not None and self.max_value is not None:
-            if self.min_value == self.max_value:
-                return f"== {self.min_value:g}"
-            return f"[{self.min_value:g}, {self.max_value:g}]"
-        return f">= {self.min_value:g}" if self.min_value is not None else f"<= {self.max_value:g}"
+        from melodance.validate.gx import bound_text
+
+        if self.min_value is not None and self.min_value == self.max_value and not self.value_set:
+            return f"== {self.min_value:g}"
+        return bound_text(self.min_value, self.max_value, self.value_set)
 
     def passes(self, value) -> bool:
         if value is None or (isinstance(value, float) and not math.isfinite(value)):
