@@ -77,6 +77,11 @@ class FeatureSet:
     split: dict[str, list[str]]
     normalizers: dict[str, Normalizer]
 
+    @property
+    def settings(self) -> FeaturesConfig:
+        """The typed feature settings these features were made with (``meta["config"]``)."""
+        return FeaturesConfig.model_validate(self.meta["config"])
+
     def normalized(self, name: str) -> dict[str, np.ndarray]:
         """Full-length normalised ``music``, ``temporal``, ``motion`` of a segment."""
         seq = self.sequences[name]
@@ -96,9 +101,9 @@ class FeatureSet:
         """
         if split not in self.split:
             raise InputError(f"unknown split {split!r} (have {sorted(self.split)})")
-        cfg = self.meta["config"]
-        W = int(window or cfg["window"])
-        S = int(stride or cfg["stride"])
+        cfg = self.settings
+        W = int(window or cfg.window)
+        S = int(stride or cfg.stride)
         out: dict[str, list] = {k: [] for k in (*STREAMS, "segment", "start")}
         for i, name in enumerate(self.split[split]):
             starts = window_starts(self.sequences[name].n_frames, W, S)

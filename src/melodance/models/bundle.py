@@ -121,6 +121,14 @@ class DanceBundle:
         return cls(model, norms, payload["features_meta"], payload.get("extra") or {})
 
     @property
+    def feature_settings(self):
+        """The typed feature settings of the features the model was trained on
+        (a :class:`~melodance.features.config.FeaturesConfig`): what a new song is extracted with."""
+        from melodance.features.config import FeaturesConfig
+
+        return FeaturesConfig.model_validate(self.features_meta["config"])
+
+    @property
     def family(self) -> str:
         return self.model.cfg.family
 

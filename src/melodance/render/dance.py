@@ -212,7 +212,6 @@ def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
     Nothing is written when any step fails.
     """
     from melodance import FPS
-    from melodance.features.config import FeaturesConfig
     from melodance.features.music import song_features
     from melodance.render.draw import SkeletonRenderer, View
     from melodance.render.export import check_motion_path, write_motion
@@ -229,7 +228,7 @@ def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
     if bundle is None:
         bundle, label = load_bundle(model)
     timings["load_model_s"] = time.perf_counter() - t0
-    cfg = FeaturesConfig.model_validate(bundle.features_meta["config"])
+    cfg = bundle.feature_settings
     fps = cfg.fps  # == FPS: the features config enforces one music frame per motion frame
 
     t = time.perf_counter()

@@ -160,14 +160,13 @@ def predict(bundle, req) -> dict:
     numbers: a request that would make the model produce NaN or infinity is
     refused (:class:`RequestError`) rather than answered with invalid JSON.
     """
-    from melodance.features.config import FeaturesConfig
 
     req = normalise_request(req)
     check_fields(req)
     # Cheap checks first: a bad root_start is refused before any audio is decoded.
     root_start = None if req.get("root_start") is None else _root_start(req["root_start"])
     seed = None if req.get("seed") is None else parse_seed(req["seed"], "seed")
-    cfg = FeaturesConfig.model_validate(bundle.features_meta["config"])
+    cfg = bundle.feature_settings
     fps = cfg.fps
     max_frames = int(MAX_DURATION_S * fps)
     if "audio_base64" in req and "music" in req:

@@ -176,9 +176,9 @@ def fit(fs, model_cfg: ModelConfig, cfg: TrainConfig, *,
 def _training_data(fs, window: int | None, stride: int | None) -> tuple[dict, dict, list[dict]]:
     """Training and validation windows as tensors, and the whole validation sequences
     (normalised music and temporal indexes, raw motion) for the per-epoch metric_loss."""
-    fcfg = fs.meta["config"]
+    fcfg = fs.settings
     if window is not None and stride is None:  # keep the features' overlap ratio
-        stride = max(1, round(window * fcfg["stride"] / fcfg["window"]))
+        stride = max(1, round(window * fcfg.stride / fcfg.window))
     wkw = {"window": window, "stride": stride}
     streams = ("music", "temporal", "motion")
     train = to_tensors({k: v for k, v in fs.windows("train", **wkw).items() if k in streams})

@@ -487,7 +487,6 @@ class UiApp:
     def _compare(self, job: Job, name: str, model: str | None, start_s: float,
                  duration_s: float, seed: int = 0) -> dict:
         from melodance.data.layout import read_sequence
-        from melodance.features.config import FeaturesConfig
         from melodance.features.music import song_features
         from melodance.serve.predict import predict
 
@@ -504,7 +503,7 @@ class UiApp:
         gt_j, gt_r = seq.joints[first:first + n], seq.root[first:first + n]
         song_start = seq.start_s + first / fps
         job.step = "extracting the music features"
-        cfg = FeaturesConfig.model_validate(bundle.features_meta["config"])
+        cfg = bundle.feature_settings
         feats = song_features(seq.audio_path, song_start, n, cfg)
         job.step = "generating the dance"
         # The sequence's root start, so both dancers begin on the same spot of the floor.
