@@ -24,6 +24,30 @@ def _val_scores(model, fs) -> dict:
     return {k: s[k] for k in ("metric_loss_per_frame", "bas_music", "bas_motion", "fid_k")}
 
 
+def _feature_sets(unique: dict, base_features, budget, data_dir: Path, out_dir: Path,
+                  accepted: list[str], progress: bool) -> dict:
+    """The feature set of every normalisation setting the ablations train on, built once each
+    under ``out_dir/features/<tag>`` (kept between runs) and loaded: {tag: FeatureSet}."""
+    from melodance.features.config import FeaturesConfig
+    from melodance.features.pipeline import build_features, load_features
+
+    feature_sets = {}
+    for key in unique:
+        over = dict(key)
+        tag = _features_tag(over)
+        if tag in feature_sets:
+            continue
+        cfg = FeaturesConfig.model_validate({
+            **base_features.model_dump(), "normalize": over["features.normalize"],
+            "temporal_normalize": over["features.temporal_normalize"],
+            "window": budget.window, "stride": budget.stride})
+        fdir = out_dir / "features" / tag
+        if not (fdir / "meta.json").is_file():
+            build_features(data_dir, fdir, cfg, include=accepted, progress=progress)
+        feature_sets[tag] = load_features(fdir)
+    return feature_sets
+
+
 def run_ablations(data_dir: Path, out_dir: Path, budget_name: str = "small",
                   params_path: str | Path = "params.yaml", progress: bool = True) -> dict:
     """Train every setting with every seed of the budget; return all results (also as JSON)."""
@@ -31,7 +55,6 @@ def run_ablations(data_dir: Path, out_dir: Path, budget_name: str = "small",
 
     from melodance import io
     from melodance.features.config import FeaturesConfig
-    from melodance.features.pipeline import build_features, load_features
     from melodance.models import ModelConfig
     from melodance.params import load_section
     from melodance.train.config import TrainConfig
@@ -59,20 +82,8 @@ def run_ablations(data_dir: Path, out_dir: Path, budget_name: str = "small",
     for s in all_settings:
         unique.setdefault(tuple(sorted(full_overrides(s, budget).items())), []).append(s)
 
-    feature_sets = {}
-    for key in unique:
-        over = dict(key)
-        tag = _features_tag(over)
-        if tag in feature_sets:
-            continue
-        cfg = FeaturesConfig.model_validate({
-            **base_features.model_dump(), "normalize": over["features.normalize"],
-            "temporal_normalize": over["features.temporal_normalize"],
-            "window": budget.window, "stride": budget.stride})
-        fdir = out_dir / "features" / tag
-        if not (fdir / "meta.json").is_file():
-            build_features(data_dir, fdir, cfg, include=accepted, progress=progress)
-        feature_sets[tag] = load_features(fdir)
+    feature_sets = _feature_sets(unique, base_features, budget, Path(data_dir), out_dir, accepted,
+                                 progress)
 
     runs = []
     jobs = [(key, seed) for key in unique for seed in budget.seeds]

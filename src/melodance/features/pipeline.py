@@ -212,21 +212,10 @@ def extract_music(spans: list[tuple], cfg: FeaturesConfig, workers: int | None =
             bar.close()
 
 
-def build_features(data_dir: str | Path, out_dir: str | Path, cfg: FeaturesConfig,
-                   include: list[str] | None = None, progress: bool = False) -> FeatureSet:
-    """Extract, split, normalise and write the features of a corpus.
-
-    Args:
-        data_dir: dataset root in the Music-to-Dance layout.
-        out_dir: output folder, replaced atomically.
-        cfg: the ``features`` section.
-        include: sequence names to use (those accepted by validation); None: all.
-        progress: show a progress bar over sequences.
-    """
+def _read_included(data_dir: Path, include: list[str] | None) -> list:
+    """The corpus's sequences, only those of ``include`` (the accepted list) when given."""
     from melodance.data.layout import read_corpus, sequence_dirs
-    from melodance.io import atomic_dir
 
-    data_dir = Path(data_dir)
     if include is not None:
         have = {d.name for d in sequence_dirs(data_dir)}
         missing = sorted(set(include) - have)
@@ -234,9 +223,12 @@ def build_features(data_dir: str | Path, out_dir: str | Path, cfg: FeaturesConfi
             raise InputError(f"{data_dir}: accepted sequences not found: {', '.join(missing)}")
         if not include:
             raise InputError("no sequences to extract features from (the accepted list is empty)")
-    seqs = read_corpus(data_dir, names=include)
+    return read_corpus(data_dir, names=include)
 
-    # Segments per sequence: continuous pieces, music aligned frame by frame.
+
+def _segments(seqs: list, cfg: FeaturesConfig) -> dict[str, list[tuple[int, int]]]:
+    """Segments per sequence: continuous pieces ``[a, b)`` of frames (the whole sequence
+    unless ``split_discontinuities``)."""
     segments: dict[str, list[tuple[int, int]]] = {}
     for s in seqs:
         if abs(s.fps - cfg.fps) > 1e-9:
@@ -246,6 +238,13 @@ def build_features(data_dir: str | Path, out_dir: str | Path, cfg: FeaturesConfi
                                              cfg.max_root_step_cm, cfg.min_segment_frames)
         else:
             segments[s.name] = [(0, s.n_frames)]
+    return segments
+
+
+def _segment_features(seqs: list, segments: dict, cfg: FeaturesConfig, progress: bool
+                      ) -> tuple[dict[str, SequenceFeatures], list]:
+    """Music, temporal and motion features of every segment (music aligned frame by frame),
+    and the music's column groups."""
     # 1d ablation: without alignment the music is read from the song's start.
     spans = [(s.name, s.audio_path, s.start_s if cfg.align else 0.0, s.n_frames) for s in seqs]
     by_name = {s.name: s for s in seqs}
@@ -265,6 +264,39 @@ def build_features(data_dir: str | Path, out_dir: str | Path, cfg: FeaturesConfi
                 root_start=s.root[a].astype(np.float64),
                 start_s=start_s + a / cfg.fps, beat_frames=beats, source_start=a,
             )
+    return sequences, music_groups
+
+
+def _fit_normalizers(train: list[SequenceFeatures], music_groups, cfg: FeaturesConfig
+                     ) -> dict[str, Normalizer]:
+    """Normalisers of the three streams, fitted on the training segments only."""
+    temporal_method = cfg.normalize if cfg.temporal_normalize else "identity"
+    return {
+        "music": Normalizer.fit(np.concatenate([f.music for f in train]), music_groups,
+                                cfg.normalize),
+        "temporal": Normalizer.fit(np.concatenate([f.temporal for f in train]),
+                                   TEMPORAL_GROUPS, temporal_method),
+        "motion": Normalizer.fit(np.concatenate([f.motion for f in train]), MOTION_GROUPS,
+                                 cfg.normalize),
+    }
+
+
+def build_features(data_dir: str | Path, out_dir: str | Path, cfg: FeaturesConfig,
+                   include: list[str] | None = None, progress: bool = False) -> FeatureSet:
+    """Extract, split, normalise and write the features of a corpus.
+
+    Args:
+        data_dir: dataset root in the Music-to-Dance layout.
+        out_dir: output folder, replaced atomically.
+        cfg: the ``features`` section.
+        include: sequence names to use (those accepted by validation); None: all.
+        progress: show a progress bar over sequences.
+    """
+    from melodance.io import atomic_dir
+
+    seqs = _read_included(Path(data_dir), include)
+    segments = _segments(seqs, cfg)
+    sequences, music_groups = _segment_features(seqs, segments, cfg, progress)
 
     # Split by original sequence; identical openings share a side.
     names = [s.name for s in seqs]
@@ -277,16 +309,7 @@ def build_features(data_dir: str | Path, out_dir: str | Path, cfg: FeaturesConfi
     if not split["train"]:
         raise InputError("the training split holds no segment; nothing to fit normalisers on")
 
-    train = [sequences[n] for n in split["train"]]
-    temporal_method = cfg.normalize if cfg.temporal_normalize else "identity"
-    normalizers = {
-        "music": Normalizer.fit(np.concatenate([f.music for f in train]), music_groups,
-                                cfg.normalize),
-        "temporal": Normalizer.fit(np.concatenate([f.temporal for f in train]),
-                                   TEMPORAL_GROUPS, temporal_method),
-        "motion": Normalizer.fit(np.concatenate([f.motion for f in train]), MOTION_GROUPS,
-                                 cfg.normalize),
-    }
+    normalizers = _fit_normalizers([sequences[n] for n in split["train"]], music_groups, cfg)
     meta = {
         "format_version": FORMAT_VERSION,
         "fps": cfg.fps,
