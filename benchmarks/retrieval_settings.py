@@ -2,8 +2,8 @@
 
 Fits :class:`melodance.models.retrieval.RetrievalModel` on the training split
 for each setting below and scores it on ``--split`` (default ``val``) with the
-evaluate stage's own code (:func:`melodance.evaluate.stage.score_set` against
-:func:`~melodance.evaluate.stage.make_reference`), beside the real reference
+evaluate stage's own code (:func:`melodance.evaluate.scoring.score_set` against
+:func:`~melodance.evaluate.scoring.make_reference`), beside the real reference
 row (training dances of the split's styles). Prints one Markdown table: motion
 energy ratio, bone error, KID_k and KID_g with their bootstrap 95 % intervals,
 whether each KID lies inside the real reference's interval, the fit time, and
@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from melodance import FPS  # noqa: E402
-from melodance.evaluate import stage as S  # noqa: E402
+from melodance.evaluate import scoring as S  # noqa: E402
 from melodance.evaluate.config import EvaluateConfig  # noqa: E402
 from melodance.features.pipeline import load_features  # noqa: E402
 from melodance.models import ModelConfig  # noqa: E402

@@ -33,3 +33,39 @@ def test_user_error_is_one_line_without_traceback(tmp_path, capsys):
     assert rc == 1
     assert "Traceback" not in err
     assert "nope" in err or "none.pt" in err
+
+
+def test_only_melodance_errors_are_user_errors(monkeypatch, capsys):
+    """A user error prints one line; any other exception is a bug and keeps its traceback."""
+    import pytest
+
+    import melodance.evaluate.commands as ec
+    from melodance.errors import InputError
+
+    def fails_with(exc):
+        def handler(args):
+            raise exc
+        return handler
+
+    monkeypatch.setattr(ec, "_evaluate", fails_with(InputError("params.yaml: evaluate.x: bad")))
+    assert main(["evaluate"]) == 1
+    assert "evaluate: error: params.yaml: evaluate.x: bad" in capsys.readouterr().err
+    monkeypatch.setattr(ec, "_evaluate", fails_with(ValueError("a bug")))
+    with pytest.raises(ValueError, match="a bug"):
+        main(["evaluate"])
+
+
+def test_every_error_class_has_the_one_root():
+    from melodance.data.importer import DvcError
+    from melodance.data.layout import LayoutError
+    from melodance.errors import MelodanceError, UserError
+    from melodance.features.audio import AudioError
+    from melodance.render.checks import StillDanceError
+    from melodance.render.video import VideoCheckError
+    from melodance.serve.predict import RequestError
+    from melodance.ui.app import Busy, UiError
+    from melodance.validate.stage import ValidationFailed
+
+    for cls in (DvcError, LayoutError, UserError, AudioError, StillDanceError, VideoCheckError,
+                RequestError, UiError, Busy, ValidationFailed):
+        assert issubclass(cls, MelodanceError), cls

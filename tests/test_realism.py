@@ -72,7 +72,7 @@ def test_frozen_dance_scores_bas_zero():
 def _gate_rows(real_dances, candidates, still_cm_s):
     """Gate scores (realism.gate_score with the params.yaml defaults) of candidate dance sets."""
     from melodance.evaluate import metrics as M
-    from melodance.serve.registry import RegisterConfig
+    from melodance.serve.gate import RegisterConfig
 
     cfg = RegisterConfig()
     lengths = M.BodyLengths(*np.median([M.body_lengths(d) for d in real_dances], axis=0))

@@ -231,7 +231,7 @@ def test_pickle_as_model_path_is_refused_and_runs_nothing(page, tmp_path):
 
     # Given on the command line (trusted), the file is still read as data only: refused.
     from melodance.models.bundle import DanceBundle
-    from melodance.render.dance import load_bundle
+    from melodance.serve.registry import load_bundle
 
     with pytest.raises(ValueError, match="not a melodance model bundle"):
         load_bundle(evil)
@@ -267,8 +267,8 @@ def test_fake_model_over_http_is_refused_and_fetches_nothing(page, tmp_path):
         assert hits == [], f"the server fetched {hits}"
         assert [a[1] for a in answers] == [400, 400], answers
         # Even as trusted input, load_bundle takes only models:/ and runs:/ URIs.
-        from melodance.cli import UserError
-        from melodance.render.dance import load_bundle
+        from melodance.errors import UserError
+        from melodance.serve.registry import load_bundle
 
         with pytest.raises(UserError, match="not a model this command loads"):
             load_bundle(uri)
@@ -291,6 +291,8 @@ def registry(tiny_bundle, tmp_path_factory):
     import mlflow
 
     from melodance import tracking
+    from melodance.serve.pyfunc import log_dance_model
+    from melodance.serve.registry import register_version, set_champion
 
     records: list[str] = []
 
@@ -303,10 +305,10 @@ def registry(tiny_bundle, tmp_path_factory):
     try:
         tracking.setup()
         with mlflow.start_run() as run:
-            tracking.log_dance_model(tiny_bundle)
+            log_dance_model(tiny_bundle)
         for _ in range(3):
-            version = tracking.register_version(run.info.run_id, {})
-        tracking.set_champion(version)
+            version = register_version(run.info.run_id, {})
+        set_champion(version)
     finally:
         logging.getLogger("mlflow").removeHandler(handler)
     try:

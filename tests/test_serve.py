@@ -30,28 +30,27 @@ def trained(tmp_path, tiny_features, tiny_params, mlflow_store, monkeypatch):
 
 
 def test_champion_moves_only_to_a_better_model(trained):
-    from melodance import tracking
-    from melodance.serve.registry import promote, register, rollback
+    from melodance.serve.registry import champion_version, model_version_tags, promote, register, rollback
 
     key = "gate_score"
     m = {**trained["metrics"], key: 1.0}
     still = register(trained["run_id"], {**m, key: float("inf"),
                                          "gate_failed": ["still_fraction 1 outside [None, 0.2]"]})
-    assert not still.promoted and tracking.champion_version() is None  # never the first champion
+    assert not still.promoted and champion_version() is None  # never the first champion
     assert "still_fraction" in still.reason
     first = register(trained["run_id"], m)
-    assert first.promoted and tracking.champion_version() == first.version
+    assert first.promoted and champion_version() == first.version
     worse = register(trained["run_id"], {**m, key: m[key] + 0.5})
-    assert not worse.promoted and tracking.champion_version() == first.version
+    assert not worse.promoted and champion_version() == first.version
     better = register(trained["run_id"], {**m, key: m[key] - 0.5})
-    assert better.promoted and tracking.champion_version() == better.version
-    tags = tracking.model_version_tags(better.version)
+    assert better.promoted and champion_version() == better.version
+    tags = model_version_tags(better.version)
     assert tags["data_hash"] and tags["git_commit"] and "metric.gate_score" in tags
     assert "metric.val_metric_loss_per_frame" in tags  # reported, not decisive
     assert rollback() == first.version
-    assert tracking.champion_version() == first.version
+    assert champion_version() == first.version
     promote(worse.version)
-    assert tracking.champion_version() == worse.version
+    assert champion_version() == worse.version
     with pytest.raises(ValueError, match="no version 99"):
         promote("99")
 

@@ -21,13 +21,16 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 
 # Modules whose changes cannot change what a stage writes, so no stage lists them:
-# argument dispatch, the MLflow client wrapper (run bookkeeping only), atomic file
-# writing, and the package's version string.
+# argument dispatch and shared options, the MLflow client wrapper (run bookkeeping only), atomic file
+# writing, the package's version string, and the error classes (a message's wording
+# is not an output).
 NOT_DEPS = {
     "melodance/__init__.py",
     "melodance/cli.py",
+    "melodance/options.py",
     "melodance/tracking.py",
     "melodance/io.py",
+    "melodance/errors.py",
 }
 
 

@@ -255,7 +255,7 @@ def _run(argv):
 
 
 def test_synth_command(tmp_path, monkeypatch, capsys):
-    from melodance.cli import UserError
+    from melodance.errors import UserError
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(

@@ -8,14 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from melodance.evaluate import alignment as A
-from melodance.evaluate import validity as V
+from melodance.evaluate.validity import alignment as A
+from melodance.evaluate.validity import core as V
+from melodance.evaluate.validity import music as VM
 
 FPS = 25.0
 CHECKED = ("bas_music", "bas_motion", "onset_foot_coherence")
 
 
-def make_song(rng: np.random.Generator, seconds: float) -> tuple[V.MusicInfo, np.ndarray]:
+def make_song(rng: np.random.Generator, seconds: float) -> tuple[VM.MusicInfo, np.ndarray]:
     """A steady song at a random tempo: onset pulses on its beats.
 
     Returns the MusicInfo and the full beat grid (covering a beat before and after).
@@ -28,7 +29,7 @@ def make_song(rng: np.random.Generator, seconds: float) -> tuple[V.MusicInfo, np
     onset = np.exp(-((t[:, None] - grid[None, :]) ** 2) / (2 * 0.03**2)).sum(1)
     onset += 0.05 * rng.random(T)
     beats = grid[(grid >= 0) & (grid < T / FPS)]
-    return V.MusicInfo(FPS, beats, onset), grid
+    return VM.MusicInfo(FPS, beats, onset), grid
 
 
 def make_dance(grid: np.ndarray, T: int, rng: np.random.Generator) -> np.ndarray:
@@ -152,7 +153,7 @@ def test_within_and_across_style():
 def test_score_table_cuts_own_and_other_to_one_length():
     lengths = [100, 80, 130]
     motions = [np.zeros((n, 23, 3)) for n in lengths]
-    musics = [V.MusicInfo(FPS, np.arange(0, n / FPS, 0.5), np.zeros(n)) for n in lengths]
+    musics = [VM.MusicInfo(FPS, np.arange(0, n / FPS, 0.5), np.zeros(n)) for n in lengths]
     seen = []
 
     def score(x, fps, m):
@@ -172,7 +173,7 @@ def test_score_table_cuts_own_and_other_to_one_length():
 
 
 def test_music_window_retimes_beats():
-    m = V.MusicInfo(FPS, np.array([0.2, 1.0, 2.0, 3.5]), np.arange(100.0),
+    m = VM.MusicInfo(FPS, np.array([0.2, 1.0, 2.0, 3.5]), np.arange(100.0),
                     np.arange(200.0).reshape(100, 2))
     w = m.window(25, 75)  # 1 s to 3 s
     np.testing.assert_allclose(w.beats_s, [0.0, 1.0])
@@ -183,7 +184,7 @@ def test_music_window_retimes_beats():
 
 def test_music_info_from_features_seed16():
     music = np.random.default_rng(0).random((50, 16)).astype(np.float32)
-    m = V.music_info_from_features(music, np.array([-3, 5, 30, 60]), FPS)
+    m = VM.music_info_from_features(music, np.array([-3, 5, 30, 60]), FPS)
     np.testing.assert_allclose(m.onset, music[:, 15], rtol=1e-6)
     np.testing.assert_allclose(m.beats_s, [0.2, 1.2])
 
@@ -212,7 +213,7 @@ def test_consistency_scores(on_beat):
 
 def test_synth_corpus_dances_follow_their_songs(synth_corpus):
     """The embedded corpus through the real audio analysis: own songs win."""
-    from melodance.evaluate.validity_report import load_corpus
+    from melodance.evaluate.validity.report import load_corpus
 
     c = load_corpus(synth_corpus, progress=False)
     for name in ("bas_music", "onset_foot_coherence"):
@@ -227,7 +228,7 @@ def test_synth_corpus_dances_follow_their_songs(synth_corpus):
 
 
 def test_roc_auc():
-    from melodance.evaluate.matching import roc_auc
+    from melodance.evaluate.validity.matching import roc_auc
 
     assert roc_auc([2.0, 3.0], [0.0, 1.0]) == 1.0
     assert roc_auc([0.0], [1.0]) == 0.0
@@ -237,12 +238,17 @@ def test_roc_auc():
 
 
 def test_matching_model_trains_deterministically_and_reloads(on_beat, tmp_path):
-    from melodance.evaluate.matching import MatchingConfig, MatchingModel, matching_score, train_matching
+    from melodance.evaluate.validity.matching import (
+        MatchingConfig,
+        MatchingModel,
+        matching_score,
+        train_matching,
+    )
 
     motions, songs = on_beat
     rng = np.random.default_rng(0)
     # seed16-shaped features: onset strength in its column, noise elsewhere.
-    musics = [V.MusicInfo(FPS, m.beats_s, m.onset,
+    musics = [VM.MusicInfo(FPS, m.beats_s, m.onset,
                           np.c_[rng.random((m.n_frames, 15)), m.onset].astype(np.float32))
               for m in songs]
     cfg = MatchingConfig(steps=20, steps_per_epoch=10, channels=4, embed_dim=8, batch_size=16,
@@ -263,10 +269,10 @@ def test_matching_model_trains_deterministically_and_reloads(on_beat, tmp_path):
 def test_matching_model_is_tracked_in_mlflow(on_beat, tmp_path, mlflow_store):
     from mlflow.tracking import MlflowClient
 
-    from melodance.evaluate.matching import MatchingConfig, train_and_track
+    from melodance.evaluate.validity.matching import MatchingConfig, train_and_track
 
     motions, songs = on_beat
-    musics = [V.MusicInfo(FPS, m.beats_s, m.onset, np.tile(m.onset[:, None], 16).astype(np.float32))
+    musics = [VM.MusicInfo(FPS, m.beats_s, m.onset, np.tile(m.onset[:, None], 16).astype(np.float32))
               for m in songs]
     cfg = MatchingConfig(steps=20, steps_per_epoch=10, channels=4, embed_dim=8, batch_size=16,
                          threads=1)
@@ -284,7 +290,7 @@ def test_matching_model_is_tracked_in_mlflow(on_beat, tmp_path, mlflow_store):
 
 
 def test_write_docs_keeps_hand_written_text(tmp_path):
-    from melodance.evaluate.validity_report import BEGIN, END, write_docs
+    from melodance.evaluate.validity.report import BEGIN, END, write_docs
 
     p = tmp_path / "page.md"
     write_docs(p, f"{BEGIN}\nfirst\n{END}", header="# Title\n\nIntro.\n")

@@ -13,6 +13,7 @@ import importlib
 import sys
 
 from melodance import __version__
+from melodance.errors import MelodanceError
 
 COMMAND_MODULES = (
     "melodance.data.commands",
@@ -23,7 +24,7 @@ COMMAND_MODULES = (
     "melodance.tune.commands",
     "melodance.serve.commands",
     "melodance.ablate.commands",
-    "melodance.evaluate.validity_commands",
+    "melodance.evaluate.validity.commands",
     "melodance.render.commands",
     "melodance.ui.commands",
 )
@@ -72,22 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class UserError(Exception):
-    """An error caused by input or state the user can fix; printed without a traceback."""
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from melodance.data.layout import LayoutError
     from melodance.tracking import Terminated
 
     try:
         rc = args.func(args)
-    except (UserError, LayoutError, FileNotFoundError, FileExistsError, ValueError) as e:
+    except MelodanceError as e:   # only what the user can fix: a bug prints its traceback
         print(f"melodance {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -14,6 +14,8 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from melodance.errors import InputError
+
 T = TypeVar("T", bound=BaseModel)
 
 PARAMS_FILE = "params.yaml"
@@ -57,9 +59,9 @@ def load_params(path: str | Path | None = None) -> dict:
         try:
             data = yaml.safe_load(f) or {}
         except yaml.YAMLError as e:
-            raise ValueError(f"{path}: malformed YAML ({e})") from e
+            raise InputError(f"{path}: malformed YAML ({e})") from e
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of sections")
+        raise InputError(f"{path}: expected a mapping of sections")
     return data
 
 
@@ -75,7 +77,7 @@ def load_section(name: str, model: type[T], path: str | Path | None = None,
         return model.model_validate(raw)
     except ValidationError as e:
         where = path or PARAMS_FILE
-        raise ValueError(f"{where}: section {name!r} is invalid:\n{e}") from e
+        raise InputError(f"{where}: section {name!r} is invalid:\n{e}") from e
 
 
 def auto_keys(path: str | Path | None = None, sections: tuple[str, ...] = ("model", "train", "features")

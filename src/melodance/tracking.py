@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from melodance.options import OUTPUTS
 from melodance.params import repo_root
 
 DEFAULT_EXPERIMENT = "melodance"
@@ -54,7 +55,7 @@ def experiment_name() -> str:
     return os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_EXPERIMENT)
 
 
-def _retry(fn, attempts: int = 8, delay_s: float = 0.25):
+def retry(fn, attempts: int = 8, delay_s: float = 0.25):
     """Retry on SQLite lock contention (several processes on one mlflow.db)."""
     for i in range(attempts):
         try:
@@ -96,8 +97,8 @@ def setup() -> str:
                                                               EXPERIMENT_KIND)
         return exp.experiment_id
 
-    exp_id = _retry(_ensure)
-    _retry(_follow_moved_checkout)
+    exp_id = retry(_ensure)
+    retry(_follow_moved_checkout)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 
@@ -249,17 +250,9 @@ def stage_run(stage: str, params: dict | None = None, run_name: str | None = Non
             and os.environ.get("DVC_ROOT")):
         # Only as a DVC stage: then the model is the train stage's (dvc.yaml), whose run
         # outputs/train/run.json names; by hand, `--model` may be any other bundle.
-        train = _train_run()
-        if train is not None:
-            # One pipeline run = one training run in the runs list, with its evaluation and
-            # videos nested under it (and tagged, for searches).
-            parent_run_id = train.info.run_id
-            all_tags["melodance.train_run_id"] = parent_run_id
-            variant = train.data.tags.get("melodance.variant")
-            if variant:
-                all_tags.setdefault("melodance.variant", variant)
+        parent_run_id = _nest_under_train(all_tags)
     run_name = _run_name(run_name, all_tags, top_level=not nested and parent_run_id is None)
-    run = _retry(lambda: mlflow.start_run(run_id=run_id, run_name=run_name, nested=nested,
+    run = retry(lambda: mlflow.start_run(run_id=run_id, run_name=run_name, nested=nested,
                                           parent_run_id=parent_run_id,
                                           tags=all_tags if run_id is None else None))
     if run_id is not None:
@@ -278,20 +271,36 @@ def stage_run(stage: str, params: dict | None = None, run_name: str | None = Non
     try:
         yield run
     except (KeyboardInterrupt, Terminated, *killed_on):
-        _retry(lambda: mlflow.end_run(status="KILLED"))
+        retry(lambda: mlflow.end_run(status="KILLED"))
         raise
     except BaseException:
-        _retry(lambda: mlflow.end_run(status="FAILED"))
+        retry(lambda: mlflow.end_run(status="FAILED"))
         raise
     else:
-        _retry(lambda: mlflow.end_run(status="FINISHED"))
+        retry(lambda: mlflow.end_run(status="FINISHED"))
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, prev)
 
 
+def _nest_under_train(all_tags: dict[str, str]) -> str | None:
+    """The train stage's run id (None: no readable run.json), its variant added to ``all_tags``.
+
+    One pipeline run = one training run in the runs list, with its evaluation and
+    videos nested under it (and tagged, for searches).
+    """
+    train = _train_run()
+    if train is None:
+        return None
+    all_tags["melodance.train_run_id"] = train.info.run_id
+    variant = train.data.tags.get("melodance.variant")
+    if variant:
+        all_tags.setdefault("melodance.variant", variant)
+    return train.info.run_id
+
+
 FOLLOWS_TRAIN = ("evaluate", "render")   # stages that evaluate the train stage's model
-TRAIN_RUN_FILE = Path("outputs/train/run.json")   # relative to where DVC runs the stage
+TRAIN_RUN_FILE = Path(OUTPUTS["train"]) / "run.json"   # relative to where DVC runs the stage
 
 
 def _train_run():
@@ -333,14 +342,14 @@ def log_params(params: dict) -> None:
     flat = {k: ("" if v is None else str(v)[:6000]) for k, v in flatten(params).items()}
     items = list(flat.items())
     for i in range(0, len(items), 100):
-        _retry(lambda chunk=dict(items[i:i + 100]): mlflow.log_params(chunk))
+        retry(lambda chunk=dict(items[i:i + 100]): mlflow.log_params(chunk))
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     import mlflow
 
     clean = {k: float(v) for k, v in flatten(metrics).items() if v is not None}
-    _retry(lambda: mlflow.log_metrics(clean, step=step))
+    retry(lambda: mlflow.log_metrics(clean, step=step))
 
 
 def log_history(history: list[tuple[int, dict[str, float]]]) -> None:
@@ -356,13 +365,13 @@ def log_history(history: list[tuple[int, dict[str, float]]]) -> None:
     run_id = mlflow.active_run().info.run_id
     c = mlflow.tracking.MlflowClient()
     for i in range(0, len(ms), 1000):
-        _retry(lambda chunk=ms[i:i + 1000]: c.log_batch(run_id, metrics=chunk))
+        retry(lambda chunk=ms[i:i + 1000]: c.log_batch(run_id, metrics=chunk))
 
 
 def set_tags(tags: dict[str, Any]) -> None:
     import mlflow
 
-    _retry(lambda: mlflow.set_tags({k: str(v) for k, v in tags.items()}))
+    retry(lambda: mlflow.set_tags({k: str(v) for k, v in tags.items()}))
 
 
 def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
@@ -460,99 +469,4 @@ def log_metrics_to_run(run_id: str, metrics: dict[str, float], step: int | None 
     ms = [Metric(k, float(v), ts, step or 0) for k, v in flatten(metrics).items() if v is not None]
     client = MlflowClient(tracking_uri())
     for i in range(0, len(ms), 500):
-        _retry(lambda chunk=ms[i:i + 500]: client.log_batch(run_id, metrics=chunk))
-
-
-def log_dance_model(bundle_path: str | Path, name: str = "model"):
-    """Log a trained bundle as the run's MLflow pyfunc model (see serve.pyfunc)."""
-    from melodance.serve.pyfunc import log_model
-
-    return _retry(lambda: log_model(Path(bundle_path), name=name))
-
-
-# ----------------------------------------------------------------------------- model registry
-
-REGISTERED_MODEL = "melodance"
-CHAMPION = "champion"
-
-
-def client():
-    from mlflow.tracking import MlflowClient
-
-    setup()
-    return MlflowClient(tracking_uri())
-
-
-def run_model_uri(run_id: str, name: str = "model") -> str:
-    """The URI of the pyfunc model logged in a run."""
-    return f"runs:/{run_id}/{name}"
-
-
-def logged_model_uri(run_id: str, name: str = "model") -> str:
-    """The URI of the model the run logged as ``name``: ``models:/<model id>`` (MLflow 3's
-    logged model), else ``runs:/<run id>/<name>``."""
-    c = client()
-    run = c.get_run(run_id)
-    found = c.search_logged_models(experiment_ids=[run.info.experiment_id],
-                                   filter_string=f"source_run_id = '{run_id}' AND name = '{name}'")
-    return f"models:/{found[0].model_id}" if found else run_model_uri(run_id, name)
-
-
-def register_version(run_id: str, tags: dict[str, str]) -> str:
-    """Register the run's model as a new version of ``melodance``; return the version.
-
-    The version carries the run's variant and DVC experiment as tags and a description
-    saying what it is, so the registry's list and the page's model picker tell versions apart.
-    """
-    import mlflow
-
-    setup()
-    c = client()
-    run = c.get_run(run_id)
-    variant = run.data.tags.get("melodance.variant", "unknown")
-    exp = run.data.tags.get("melodance.dvc_exp")
-    tags = {"variant": variant, **({"dvc_exp": exp} if exp else {}), **tags}
-    metric = tags.get("metric.val_metric_loss_per_frame")
-    commit = str(tags.get("git_commit", "?"))[:8]
-    description = (f"{variant}" + (f", DVC experiment {exp}" if exp else "")
-                   + f", trained in run {run.info.run_name or run_id} (git {commit})"
-                   + (f"; validation metric_loss {float(metric):.2f} cm/frame" if metric else ""))
-    uri = logged_model_uri(run_id)
-    mv = _retry(lambda: mlflow.register_model(uri, REGISTERED_MODEL,
-                                              tags={k: str(v) for k, v in tags.items()}))
-    _retry(lambda: c.update_model_version(REGISTERED_MODEL, mv.version, description=description))
-    return str(mv.version)
-
-
-def champion_version() -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client().get_model_version_by_alias(REGISTERED_MODEL, CHAMPION).version)
-    except MlflowException:
-        return None
-
-
-def model_version_tags(version: str) -> dict[str, str]:
-    return dict(client().get_model_version(REGISTERED_MODEL, version).tags)
-
-
-def set_champion(version: str) -> None:
-    c = client()
-    _retry(lambda: c.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version))
-
-
-def set_registered_model_tag(key: str, value: str) -> None:
-    c = client()
-    _retry(lambda: c.set_registered_model_tag(REGISTERED_MODEL, key, value))
-
-
-def registered_model_tags() -> dict[str, str]:
-    return dict(client().get_registered_model(REGISTERED_MODEL).tags)
-
-
-def model_versions() -> list[dict]:
-    vs = client().search_model_versions(f"name = '{REGISTERED_MODEL}'")
-    return sorted(({"version": str(v.version), "run_id": v.run_id, "tags": dict(v.tags),
-                    "aliases": list(v.aliases), "description": v.description or ""} for v in vs),
-                  key=lambda d: int(d["version"]))
+        retry(lambda chunk=ms[i:i + 500]: client.log_batch(run_id, metrics=chunk))

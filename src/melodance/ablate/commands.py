@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from melodance import options
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -20,8 +22,8 @@ def register(sub) -> None:
                    help="tiny: a smoke test; small: < 20 min on 2 cores; full: hours")
     p.add_argument("--work", default="outputs/ablate", help="working folder (features, results)")
     p.add_argument("--report", default="reports/ablations", help="report folder")
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--no-progress", action="store_true")
+    options.add_params(p, "features", "model", "train", "validate")
+    options.add_no_progress(p)
     p.set_defaults(func=_ablate)
 
 

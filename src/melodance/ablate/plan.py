@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from melodance.models.config import VARIANTS
+
 # Claims of SEED-NOTES, each tested by one ablation.
 CLAIMS = {
     "normalization": "1b: per-feature min-max normalisation gives a faster and steadier falling "
@@ -66,14 +68,13 @@ def settings(budget: Budget) -> list[Setting]:
     out.append(Setting("windows", "no_overlap", (("features.stride", budget.window),)))
     out.append(Setting("temporal_normalize", "on", (("features.temporal_normalize", True),)))
     out.append(Setting("temporal_normalize", "off", (("features.temporal_normalize", False),)))
-    for letter, variant in (("a", "naive_lstm"), ("b", "naive_lstm_temporal"),
-                            ("c", "masked_lstm"), ("d", "lstm_autoencoder")):
+    for letter, variant in zip("abcd", VARIANTS, strict=True):   # the seed's letters
         out.append(Setting("variant", f"{letter}_{variant}", (("model.variant", variant),)))
     return out
 
 
 BASELINE = {"features.normalize": "per_feature", "features.temporal_normalize": True,
-            "model.variant": "lstm_autoencoder"}
+            "model.variant": VARIANTS[-1]}   # d, the seed's model
 
 
 def full_overrides(setting: Setting, budget: Budget) -> dict:

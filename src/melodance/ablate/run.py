@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from melodance import tracking
 from melodance.ablate.plan import BUDGETS, Setting, full_overrides, settings
 
@@ -18,24 +16,36 @@ def _features_tag(over: dict) -> str:
 def _val_scores(model, fs) -> dict:
     """metric_loss per frame, BAS and FID_k on whole validation sequences generated from music."""
     from melodance.evaluate.config import EvaluateConfig
-    from melodance.evaluate.stage import Dance, make_reference, score_set, split_dances
-    from melodance.features.motion import motion_from_features
+    from melodance.evaluate.scoring import score_rows
     from melodance.models.bundle import DanceBundle
 
     bundle = DanceBundle(model, fs.normalizers, fs.meta)
-    fps = float(fs.meta["fps"])
-    gen, truth = [], []
-    for name in fs.split["val"]:
-        seq = fs.sequences[name]
-        beats = np.flatnonzero(seq.temporal[:, 1] > 0.5) / fps
-        j, r = bundle.generate(seq.music, seq.temporal, seq.root_start)
-        gen.append(Dance(name, j, r, beats))
-        tj, tr = motion_from_features(seq.motion, seq.root_start)
-        truth.append(Dance(name, tj, tr, beats))
-    cfg = EvaluateConfig()
-    ref = make_reference(truth, split_dances(fs, fs.split["train"], fps), fps, cfg)
-    s = score_set(gen, ref, cfg, fps, truth, intervals=False)
+    s = score_rows(fs, bundle, "val", EvaluateConfig(), intervals=False, rows=("model",))["model"]
     return {k: s[k] for k in ("metric_loss_per_frame", "bas_music", "bas_motion", "fid_k")}
+
+
+def _feature_sets(unique: dict, base_features, budget, data_dir: Path, out_dir: Path,
+                  accepted: list[str], progress: bool) -> dict:
+    """The feature set of every normalisation setting the ablations train on, built once each
+    under ``out_dir/features/<tag>`` (kept between runs) and loaded: {tag: FeatureSet}."""
+    from melodance.features.config import FeaturesConfig
+    from melodance.features.pipeline import build_features, load_features
+
+    feature_sets = {}
+    for key in unique:
+        over = dict(key)
+        tag = _features_tag(over)
+        if tag in feature_sets:
+            continue
+        cfg = FeaturesConfig.model_validate({
+            **base_features.model_dump(), "normalize": over["features.normalize"],
+            "temporal_normalize": over["features.temporal_normalize"],
+            "window": budget.window, "stride": budget.stride})
+        fdir = out_dir / "features" / tag
+        if not (fdir / "meta.json").is_file():
+            build_features(data_dir, fdir, cfg, include=accepted, progress=progress)
+        feature_sets[tag] = load_features(fdir)
+    return feature_sets
 
 
 def run_ablations(data_dir: Path, out_dir: Path, budget_name: str = "small",
@@ -45,7 +55,6 @@ def run_ablations(data_dir: Path, out_dir: Path, budget_name: str = "small",
 
     from melodance import io
     from melodance.features.config import FeaturesConfig
-    from melodance.features.pipeline import build_features, load_features
     from melodance.models import ModelConfig
     from melodance.params import load_section
     from melodance.train.config import TrainConfig
@@ -73,20 +82,8 @@ def run_ablations(data_dir: Path, out_dir: Path, budget_name: str = "small",
     for s in all_settings:
         unique.setdefault(tuple(sorted(full_overrides(s, budget).items())), []).append(s)
 
-    feature_sets = {}
-    for key in unique:
-        over = dict(key)
-        tag = _features_tag(over)
-        if tag in feature_sets:
-            continue
-        cfg = FeaturesConfig.model_validate({
-            **base_features.model_dump(), "normalize": over["features.normalize"],
-            "temporal_normalize": over["features.temporal_normalize"],
-            "window": budget.window, "stride": budget.stride})
-        fdir = out_dir / "features" / tag
-        if not (fdir / "meta.json").is_file():
-            build_features(data_dir, fdir, cfg, include=accepted, progress=progress)
-        feature_sets[tag] = load_features(fdir)
+    feature_sets = _feature_sets(unique, base_features, budget, Path(data_dir), out_dir, accepted,
+                                 progress)
 
     runs = []
     jobs = [(key, seed) for key in unique for seed in budget.seeds]

@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from melodance.errors import InputError
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -64,8 +66,8 @@ def _same_tree(a: Path, b: Path) -> bool:
 def run_synth(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from melodance.cli import UserError
     from melodance.data.synth import SynthConfig, corpus_plan, write_corpus
+    from melodance.errors import UserError
     from melodance.params import PARAMS_FILE, load_params, repo_root
 
     root = repo_root()
@@ -74,7 +76,7 @@ def run_synth(args: argparse.Namespace) -> int:
     try:
         cfg = SynthConfig.model_validate(raw)
     except ValidationError as e:
-        raise ValueError(f"{params_path}: section data.synth is invalid:\n{e}") from e
+        raise InputError(f"{params_path}: section data.synth is invalid:\n{e}") from e
     out = Path(args.out) if args.out else root / "data"
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
@@ -135,8 +137,8 @@ def _sync_dvc_cache(root: Path, out: Path) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from melodance.cli import UserError
     from melodance.data.importer import DvcError, import_corpus
+    from melodance.errors import UserError
     from melodance.params import repo_root
 
     repo = Path(args.repo) if args.repo else repo_root()

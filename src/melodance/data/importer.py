@@ -17,12 +17,13 @@ import sys
 from pathlib import Path
 
 from melodance.data.layout import LayoutError, find_audio, read_sequence, sequence_dirs
+from melodance.errors import InputError, ToolError
 from melodance.io import atomic_dir
 
 DATA_DIR = "data"
 
 
-class DvcError(RuntimeError):
+class DvcError(ToolError):
     """A DVC command failed."""
 
 
@@ -96,13 +97,13 @@ def import_corpus(src: str | Path, repo: str | Path, *, run_dvc_add: bool = True
     src, repo = Path(src).resolve(), Path(repo).resolve()
     data = repo / DATA_DIR
     if not (repo / ".dvc").is_dir():
-        raise ValueError(f"{repo}: not a DVC repository (no .dvc/; run `dvc init` there first)")
+        raise InputError(f"{repo}: not a DVC repository (no .dvc/; run `dvc init` there first)")
     if src == data or data in src.parents:
-        raise ValueError(f"{src}: this is the repository's own {DATA_DIR}/ folder")
+        raise InputError(f"{src}: this is the repository's own {DATA_DIR}/ folder")
     dirs = check_layout(src)
     problems = uncommitted_data_changes(repo)
     if problems:
-        raise ValueError(
+        raise InputError(
             f"{data}: holds changes not committed to DVC, refusing to overwrite them:\n  "
             + "\n  ".join(problems)
             + f"\nRecord them with `dvc add {DATA_DIR}` (or restore with `dvc checkout "

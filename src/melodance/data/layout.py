@@ -24,13 +24,14 @@ import numpy as np
 
 from melodance import FPS
 from melodance.data.skeleton import N_COORDS, N_JOINTS
+from melodance.errors import InputError
 
 AUDIO_NAMES = ("audio.mp3", "audio.wav", "audio.flac", "audio.ogg")
 SEQUENCE_DIR_RE = re.compile(r"^DANCE_(?P<style>[A-Za-z]+)_(?P<n>\d+)$")
 STYLE_NAMES = {"C": "cha-cha", "R": "rumba", "T": "tango", "W": "waltz"}
 
 
-class LayoutError(ValueError):
+class LayoutError(InputError):
     """A path is not in the Music-to-Dance layout, or a file in it is broken."""
 
 

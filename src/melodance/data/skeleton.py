@@ -47,6 +47,12 @@ BONES: tuple[tuple[int, int], ...] = (
 SIDE_A = frozenset({3, 4, 5, 6, 7, 8, 9, 10, 11, 22, 25})
 SIDE_B = frozenset({12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 26})
 
+SHOULDERS: tuple[int, int] = (3, 12)
+HIPS: tuple[int, int] = (7, 16)
+UPPER_ARMS: tuple[tuple[int, int], ...] = ((3, 4), (12, 13))   # shoulder -> elbow, both sides
+assert all(JOINT_NAMES[i].startswith("shoulder") for i in SHOULDERS)
+assert all(JOINT_NAMES[i].startswith("hip") for i in HIPS)
+
 FOOT_JOINTS: tuple[int, ...] = (10, 11, 19, 20)
 HAND_JOINTS: tuple[int, ...] = (6, 15)
 

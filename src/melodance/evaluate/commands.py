@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from melodance import options
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -16,13 +18,13 @@ def register(sub) -> None:
         "and logs to MLflow. Definitions: docs/metrics.md.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--features", default="outputs/features", help="feature stage output folder")
-    p.add_argument("--model", default="outputs/train/model.pt", help="trained model bundle")
+    options.add_features(p)
+    p.add_argument("--model", default=options.MODEL, help="trained model bundle")
     p.add_argument("--seed-model", default=None,
                    help="a bundle of the seed's variant d (the train_seed stage), scored as row seed_d")
-    p.add_argument("--out", default="outputs/evaluate", help="output folder")
-    p.add_argument("--params", default="params.yaml", help="params file (section evaluate)")
-    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    options.add_out(p, "evaluate")
+    options.add_params(p, "evaluate", "register")
+    options.add_no_mlflow(p)
     p.set_defaults(func=_evaluate)
 
 
@@ -33,7 +35,7 @@ def _evaluate(args) -> int:
     from melodance.evaluate.config import EvaluateConfig
     from melodance.evaluate.stage import run_evaluation
     from melodance.params import load_section
-    from melodance.serve.registry import RegisterConfig
+    from melodance.serve.gate import RegisterConfig
 
     cfg = load_section("evaluate", EvaluateConfig, args.params)
     gate = load_section("register", RegisterConfig, args.params)

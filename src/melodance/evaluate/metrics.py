@@ -23,7 +23,7 @@ from scipy import linalg
 from scipy.ndimage import minimum_filter1d
 from scipy.spatial.distance import pdist
 
-from melodance.data.skeleton import FOOT_JOINTS
+from melodance.data.skeleton import FOOT_JOINTS, HIPS, SHOULDERS, UPPER_ARMS
 
 UP = 1
 """Index of the vertical axis (y up)."""
@@ -217,11 +217,11 @@ def body_lengths(joints_world: np.ndarray) -> BodyLengths:
     def length(i: int, j: int) -> np.ndarray:
         return np.linalg.norm(x[:, i] - x[:, j], axis=-1)
 
-    humerus = 0.5 * (length(3, 4) + length(12, 13))
+    humerus = 0.5 * (length(*UPPER_ARMS[0]) + length(*UPPER_ARMS[1]))
     return BodyLengths(
         humerus=float(np.median(humerus)),
-        shoulder_width=float(np.median(length(3, 12))),
-        hip_width=float(np.median(length(7, 16))),
+        shoulder_width=float(np.median(length(*SHOULDERS))),
+        hip_width=float(np.median(length(*HIPS))),
     )
 
 

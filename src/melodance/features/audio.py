@@ -21,13 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from melodance.errors import InputError, MissingInput
+
 BLOCK_FRAMES = 1 << 16
 """Frames decoded per read when the samples are not kept (bounded memory)."""
 
 _STDERR_LOCK = threading.Lock()
 
 
-class AudioError(ValueError):
+class AudioError(InputError):
     """A song cannot be used: undecodable, empty, truncated or too long."""
 
 
@@ -91,6 +93,23 @@ class Decoded:
     mono: np.ndarray | None = None
 
 
+def _read_to_end(f, keep: bool, res: Decoded) -> int:
+    """Frames read from an open ``soundfile.SoundFile`` to its end; with ``keep`` the mono
+    mix is put in ``res.mono``, otherwise blocks are decoded and dropped."""
+    if keep:
+        y = f.read(dtype="float32", always_2d=True)
+        # A matrix-vector product mixes channels far faster than y.mean(axis=1).
+        res.mono = y @ np.full(y.shape[1], 1 / y.shape[1], np.float32)
+        return len(y)
+    got = 0
+    buf = np.empty((BLOCK_FRAMES, f.channels), np.float32)
+    while True:
+        n = len(f.read(BLOCK_FRAMES, dtype="float32", always_2d=True, out=buf))
+        got += n
+        if n < BLOCK_FRAMES:
+            return got
+
+
 def decode_song(path: str | Path, start_s: float = 0.0, *, keep: bool = False,
                 max_s: float | None = None) -> Decoded:
     """Decode ``path`` from ``start_s`` to its end; never raises on a broken file.
@@ -128,18 +147,7 @@ def decode_song(path: str | Path, start_s: float = 0.0, *, keep: bool = False,
             with sf.SoundFile(str(path)) as f:
                 if first:
                     f.seek(first)
-                if keep:
-                    y = f.read(dtype="float32", always_2d=True)
-                    got = len(y)
-                    # A matrix-vector product mixes channels far faster than y.mean(axis=1).
-                    res.mono = y @ np.full(y.shape[1], 1 / y.shape[1], np.float32)
-                else:
-                    buf = np.empty((BLOCK_FRAMES, info.channels), np.float32)
-                    while True:
-                        n = len(f.read(BLOCK_FRAMES, dtype="float32", always_2d=True, out=buf))
-                        got += n
-                        if n < BLOCK_FRAMES:
-                            break
+                got = _read_to_end(f, keep, res)
             err = None
         except (sf.LibsndfileError, RuntimeError, OSError) as e:
             err = e
@@ -183,7 +191,7 @@ def check_song(path: str | Path, name: str | None = None, max_s: float | None = 
     path = Path(path)
     name = str(path) if name is None else name
     if not path.exists():
-        raise FileNotFoundError(f"{name}: no such file")
+        raise MissingInput(f"{name}: no such file")
     if not path.is_file():
         raise AudioError(f"{name}: not a file")
     d = decode_song(path, max_s=max_s)

@@ -6,6 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from melodance import options
+from melodance.errors import InputError, MissingInput
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -18,9 +21,9 @@ def register(sub) -> None:
     p.add_argument("--accepted", default="outputs/validate/accepted.json",
                    help="accepted.json of `melodance validate` ({\"sequences\": [...]}) or a JSON list "
                         "(default: %(default)s); 'all' uses every sequence")
-    p.add_argument("--out", default="outputs/features", help="output folder (default: %(default)s)")
+    options.add_out(p, "features")
     p.add_argument("--params", default=None, help="params file (default: params.yaml)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    options.add_no_progress(p)
     p.set_defaults(func=run)
 
 
@@ -28,21 +31,21 @@ def read_accepted(path: Path) -> list[str]:
     """Sequence names from validation's ``accepted.json``
     (``{"sequences": [...], "quarantined": [...]}``) or a plain JSON list."""
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingInput(
             f"{path}: missing (run `melodance validate` first, or pass --accepted all)")
     try:
         obj = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: malformed JSON ({e})") from e
+        raise InputError(f"{path}: malformed JSON ({e})") from e
     if isinstance(obj, dict):
         if "sequences" not in obj:
-            raise ValueError(f"{path}: expected an object with 'sequences' or a list of names")
+            raise InputError(f"{path}: expected an object with 'sequences' or a list of names")
         obj = obj["sequences"]
     if not isinstance(obj, list):
-        raise ValueError(f"{path}: accepted sequences must be a list")
+        raise InputError(f"{path}: accepted sequences must be a list")
     bad = [item for item in obj if not isinstance(item, str)]
     if bad:
-        raise ValueError(f"{path}: not a sequence name: {bad[0]!r}")
+        raise InputError(f"{path}: not a sequence name: {bad[0]!r}")
     return list(obj)
 
 

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from melodance import FPS
+from melodance.errors import InputError
 from melodance.params import Section
 
 
@@ -27,7 +28,7 @@ class SplitConfig(Section):
     @model_validator(mode="after")
     def _fractions(self) -> SplitConfig:
         if self.val_fraction + self.test_fraction >= 1.0:
-            raise ValueError("val_fraction + test_fraction must leave a training split (< 1)")
+            raise InputError("val_fraction + test_fraction must leave a training split (< 1)")
         return self
 
 
@@ -70,14 +71,14 @@ class FeaturesConfig(Section):
     @model_validator(mode="after")
     def _checks(self) -> FeaturesConfig:
         if self.stride > self.window:
-            raise ValueError(f"stride {self.stride} > window {self.window} would skip frames")
+            raise InputError(f"stride {self.stride} > window {self.window} would skip frames")
         if abs(self.sample_rate / self.hop_length - FPS) > 1e-9:
-            raise ValueError(
+            raise InputError(
                 f"sample_rate / hop_length = {self.sample_rate}/{self.hop_length} must be "
                 f"{FPS:g} (one music frame per motion frame)"
             )
         if self.n_fft < self.hop_length:
-            raise ValueError(f"n_fft {self.n_fft} < hop_length {self.hop_length}")
+            raise InputError(f"n_fft {self.n_fft} < hop_length {self.hop_length}")
         return self
 
     @property

@@ -24,6 +24,11 @@ from melodance.data.skeleton import N_COORDS, N_JOINTS
 N_JOINT_DIMS = N_JOINTS * N_COORDS
 MOTION_DIM = N_JOINT_DIMS + N_COORDS  # 72
 
+ROOT_VELOCITY = slice(N_JOINT_DIMS, N_JOINT_DIMS + 2)
+"""Columns of the horizontal root velocity (x, z), cm per frame."""
+ROOT_HEIGHT = N_JOINT_DIMS + 2
+"""Column of the root height (world y), cm."""
+
 MOTION_GROUPS: list[tuple[str, int, int]] = [
     ("joints_x", 0, N_JOINTS),
     ("joints_y", N_JOINTS, 2 * N_JOINTS),

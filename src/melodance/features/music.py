@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from melodance.errors import InputError
 from melodance.features.config import FeaturesConfig
 from melodance.features.temporal import temporal_indexes
 
@@ -75,7 +76,7 @@ def tempo_band_weights(win_length: int, fps: float) -> np.ndarray:
     for i, (lo, hi) in enumerate(zip(TEMPO_BANDS_BPM[:-1], TEMPO_BANDS_BPM[1:], strict=True)):
         sel = (bpm >= lo) & (bpm < hi)
         if not sel.any():
-            raise ValueError(f"tempo band {lo}-{hi} BPM holds no lag at {fps} fps")
+            raise InputError(f"tempo band {lo}-{hi} BPM holds no lag at {fps} fps")
         w[sel, i] = 1.0 / sel.sum()
     return w
 
@@ -167,9 +168,9 @@ def _cqt_plan(sr: int, hop: int, n_chroma: int) -> tuple[list, np.ndarray]:
     lengths, cutoff = librosa.filters.wavelet_lengths(freqs=freqs, sr=sr, window="hann",
                                                       filter_scale=1, gamma=0, alpha=alpha)
     if cutoff > sr / 2:
-        raise ValueError(f"constant-Q chroma needs a sample rate above {2 * cutoff:.0f} Hz")
+        raise InputError(f"constant-Q chroma needs a sample rate above {2 * cutoff:.0f} Hz")
     if hop % 2 ** (CQT_OCTAVES - 1):
-        raise ValueError(f"hop_length {hop} must be divisible by {2 ** (CQT_OCTAVES - 1)}")
+        raise InputError(f"hop_length {hop} must be divisible by {2 ** (CQT_OCTAVES - 1)}")
     octaves = []
     for i in range(CQT_OCTAVES):
         my_sr, my_hop = sr / 2 ** i, hop // 2 ** i
@@ -291,7 +292,7 @@ def read_audio_span(path: str | Path, sr: int, start: int, length: int) -> np.nd
     try:
         f = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError) as e:
-        raise ValueError(f"{path}: cannot decode audio ({e})") from e
+        raise InputError(f"{path}: cannot decode audio ({e})") from e
     with f:
         sr_in, n_in = f.samplerate, f.frames
         g = math.gcd(sr_in, sr)
@@ -324,7 +325,7 @@ def read_audio_span(path: str | Path, sr: int, start: int, length: int) -> np.nd
     off = start - step0 * p
     y = x[off: off + length]
     if len(y) != length:
-        raise ValueError(f"{path}: resampled span has {len(y)} samples, expected {length}")
+        raise InputError(f"{path}: resampled span has {len(y)} samples, expected {length}")
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
@@ -334,7 +335,7 @@ def audio_duration_s(path: str | Path) -> float:
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as e:
-        raise ValueError(f"{path}: cannot decode audio ({e})") from e
+        raise InputError(f"{path}: cannot decode audio ({e})") from e
     return info.frames / info.samplerate
 
 
@@ -362,13 +363,13 @@ def song_features(audio_path: str | Path, start_s: float, n_frames: int | None,
 
     sr, hop, fps = cfg.sample_rate, cfg.hop_length, cfg.fps
     if start_s < 0:
-        raise ValueError(f"{audio_path}: start_s must be >= 0, got {start_s}")
+        raise InputError(f"{audio_path}: start_s must be >= 0, got {start_s}")
     if n_frames is None:
         n_frames = int(math.floor((audio_duration_s(audio_path) - start_s) * fps + 1e-6))
         if n_frames < 1:
-            raise ValueError(f"{audio_path}: start {start_s:.2f} s is past the end of the song")
+            raise InputError(f"{audio_path}: start {start_s:.2f} s is past the end of the song")
     if n_frames < 1:
-        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+        raise InputError(f"n_frames must be >= 1, got {n_frames}")
     start = int(round(start_s * sr))
     ctx = int(math.ceil(cfg.context_s * fps))
     y = read_audio_span(audio_path, sr, start - ctx * hop, (n_frames + 2 * ctx) * hop)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from melodance.errors import InputError, MissingInput
 from melodance.features.config import FeaturesConfig
 from melodance.features.motion import MOTION_DIM, MOTION_GROUPS, find_segments, motion_features
 from melodance.features.normalize import Normalizer
@@ -76,6 +77,11 @@ class FeatureSet:
     split: dict[str, list[str]]
     normalizers: dict[str, Normalizer]
 
+    @property
+    def settings(self) -> FeaturesConfig:
+        """The typed feature settings these features were made with (``meta["config"]``)."""
+        return FeaturesConfig.model_validate(self.meta["config"])
+
     def normalized(self, name: str) -> dict[str, np.ndarray]:
         """Full-length normalised ``music``, ``temporal``, ``motion`` of a segment."""
         seq = self.sequences[name]
@@ -94,10 +100,10 @@ class FeatureSet:
             ``start`` [n] (first frame in the segment), int64.
         """
         if split not in self.split:
-            raise ValueError(f"unknown split {split!r} (have {sorted(self.split)})")
-        cfg = self.meta["config"]
-        W = int(window or cfg["window"])
-        S = int(stride or cfg["stride"])
+            raise InputError(f"unknown split {split!r} (have {sorted(self.split)})")
+        cfg = self.settings
+        W = int(window or cfg.window)
+        S = int(stride or cfg.stride)
         out: dict[str, list] = {k: [] for k in (*STREAMS, "segment", "start")}
         for i, name in enumerate(self.split[split]):
             starts = window_starts(self.sequences[name].n_frames, W, S)
@@ -206,40 +212,39 @@ def extract_music(spans: list[tuple], cfg: FeaturesConfig, workers: int | None =
             bar.close()
 
 
-def build_features(data_dir: str | Path, out_dir: str | Path, cfg: FeaturesConfig,
-                   include: list[str] | None = None, progress: bool = False) -> FeatureSet:
-    """Extract, split, normalise and write the features of a corpus.
-
-    Args:
-        data_dir: dataset root in the Music-to-Dance layout.
-        out_dir: output folder, replaced atomically.
-        cfg: the ``features`` section.
-        include: sequence names to use (those accepted by validation); None: all.
-        progress: show a progress bar over sequences.
-    """
+def _read_included(data_dir: Path, include: list[str] | None) -> list:
+    """The corpus's sequences, only those of ``include`` (the accepted list) when given."""
     from melodance.data.layout import read_corpus, sequence_dirs
-    from melodance.io import atomic_dir
 
-    data_dir = Path(data_dir)
     if include is not None:
         have = {d.name for d in sequence_dirs(data_dir)}
         missing = sorted(set(include) - have)
         if missing:
-            raise ValueError(f"{data_dir}: accepted sequences not found: {', '.join(missing)}")
+            raise InputError(f"{data_dir}: accepted sequences not found: {', '.join(missing)}")
         if not include:
-            raise ValueError("no sequences to extract features from (the accepted list is empty)")
-    seqs = read_corpus(data_dir, names=include)
+            raise InputError("no sequences to extract features from (the accepted list is empty)")
+    return read_corpus(data_dir, names=include)
 
-    # Segments per sequence: continuous pieces, music aligned frame by frame.
+
+def _segments(seqs: list, cfg: FeaturesConfig) -> dict[str, list[tuple[int, int]]]:
+    """Segments per sequence: continuous pieces ``[a, b)`` of frames (the whole sequence
+    unless ``split_discontinuities``)."""
     segments: dict[str, list[tuple[int, int]]] = {}
     for s in seqs:
         if abs(s.fps - cfg.fps) > 1e-9:
-            raise ValueError(f"{s.name}: motion at {s.fps} fps, music features at {cfg.fps}")
+            raise InputError(f"{s.name}: motion at {s.fps} fps, music features at {cfg.fps}")
         if cfg.split_discontinuities:
             segments[s.name] = find_segments(s.joints, s.root, cfg.max_jump_cm,
                                              cfg.max_root_step_cm, cfg.min_segment_frames)
         else:
             segments[s.name] = [(0, s.n_frames)]
+    return segments
+
+
+def _segment_features(seqs: list, segments: dict, cfg: FeaturesConfig, progress: bool
+                      ) -> tuple[dict[str, SequenceFeatures], list]:
+    """Music, temporal and motion features of every segment (music aligned frame by frame),
+    and the music's column groups."""
     # 1d ablation: without alignment the music is read from the song's start.
     spans = [(s.name, s.audio_path, s.start_s if cfg.align else 0.0, s.n_frames) for s in seqs]
     by_name = {s.name: s for s in seqs}
@@ -259,6 +264,39 @@ def build_features(data_dir: str | Path, out_dir: str | Path, cfg: FeaturesConfi
                 root_start=s.root[a].astype(np.float64),
                 start_s=start_s + a / cfg.fps, beat_frames=beats, source_start=a,
             )
+    return sequences, music_groups
+
+
+def _fit_normalizers(train: list[SequenceFeatures], music_groups, cfg: FeaturesConfig
+                     ) -> dict[str, Normalizer]:
+    """Normalisers of the three streams, fitted on the training segments only."""
+    temporal_method = cfg.normalize if cfg.temporal_normalize else "identity"
+    return {
+        "music": Normalizer.fit(np.concatenate([f.music for f in train]), music_groups,
+                                cfg.normalize),
+        "temporal": Normalizer.fit(np.concatenate([f.temporal for f in train]),
+                                   TEMPORAL_GROUPS, temporal_method),
+        "motion": Normalizer.fit(np.concatenate([f.motion for f in train]), MOTION_GROUPS,
+                                 cfg.normalize),
+    }
+
+
+def build_features(data_dir: str | Path, out_dir: str | Path, cfg: FeaturesConfig,
+                   include: list[str] | None = None, progress: bool = False) -> FeatureSet:
+    """Extract, split, normalise and write the features of a corpus.
+
+    Args:
+        data_dir: dataset root in the Music-to-Dance layout.
+        out_dir: output folder, replaced atomically.
+        cfg: the ``features`` section.
+        include: sequence names to use (those accepted by validation); None: all.
+        progress: show a progress bar over sequences.
+    """
+    from melodance.io import atomic_dir
+
+    seqs = _read_included(Path(data_dir), include)
+    segments = _segments(seqs, cfg)
+    sequences, music_groups = _segment_features(seqs, segments, cfg, progress)
 
     # Split by original sequence; identical openings share a side.
     names = [s.name for s in seqs]
@@ -269,18 +307,9 @@ def build_features(data_dir: str | Path, out_dir: str | Path, cfg: FeaturesConfi
     split = {sp: sorted(n for n, f in sequences.items() if f.source in src_split[sp])
              for sp in SPLITS}
     if not split["train"]:
-        raise ValueError("the training split holds no segment; nothing to fit normalisers on")
+        raise InputError("the training split holds no segment; nothing to fit normalisers on")
 
-    train = [sequences[n] for n in split["train"]]
-    temporal_method = cfg.normalize if cfg.temporal_normalize else "identity"
-    normalizers = {
-        "music": Normalizer.fit(np.concatenate([f.music for f in train]), music_groups,
-                                cfg.normalize),
-        "temporal": Normalizer.fit(np.concatenate([f.temporal for f in train]),
-                                   TEMPORAL_GROUPS, temporal_method),
-        "motion": Normalizer.fit(np.concatenate([f.motion for f in train]), MOTION_GROUPS,
-                                 cfg.normalize),
-    }
+    normalizers = _fit_normalizers([sequences[n] for n in split["train"]], music_groups, cfg)
     meta = {
         "format_version": FORMAT_VERSION,
         "fps": cfg.fps,
@@ -340,15 +369,15 @@ def load_features(out_dir: str | Path) -> FeatureSet:
     def read(name: str):
         p = out_dir / name
         if not p.is_file():
-            raise FileNotFoundError(f"{p}: missing (run `melodance features` first)")
+            raise MissingInput(f"{p}: missing (run `melodance features` first)")
         try:
             return json.loads(p.read_text())
         except json.JSONDecodeError as e:
-            raise ValueError(f"{p}: malformed JSON ({e})") from e
+            raise InputError(f"{p}: malformed JSON ({e})") from e
 
     meta = read("meta.json")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{out_dir / 'meta.json'}: format version "
+        raise InputError(f"{out_dir / 'meta.json'}: format version "
                          f"{meta.get('format_version')}, expected {FORMAT_VERSION}")
     split = read("split.json")
     normalizers = {k: Normalizer.from_dict(d) for k, d in read("normalizers.json").items()}
@@ -356,7 +385,7 @@ def load_features(out_dir: str | Path) -> FeatureSet:
     for name, info in meta["segments"].items():
         p = out_dir / "segments" / f"{name}.npz"
         if not p.is_file():
-            raise FileNotFoundError(f"{p}: missing segment file")
+            raise MissingInput(f"{p}: missing segment file")
         with np.load(p, allow_pickle=False) as z:
             sequences[name] = SequenceFeatures(
                 name=name, style=info["style"], source=info["source"],
@@ -367,5 +396,5 @@ def load_features(out_dir: str | Path) -> FeatureSet:
     for sp, names in split.items():
         unknown = sorted(set(names) - set(sequences))
         if unknown:
-            raise ValueError(f"{out_dir / 'split.json'}: {sp} names unknown segments {unknown}")
+            raise InputError(f"{out_dir / 'split.json'}: {sp} names unknown segments {unknown}")
     return FeatureSet(meta=meta, sequences=sequences, split=split, normalizers=normalizers)

@@ -18,9 +18,16 @@ import numpy as np
 
 TEMPORAL_NAMES = ("frames_since_beat", "beat_flag", "frame_index")
 TEMPORAL_DIM = len(TEMPORAL_NAMES)
+BEAT_FLAG = TEMPORAL_NAMES.index("beat_flag")
+"""Column of the beat flag (1 on a beat frame) in the temporal indexes."""
 TEMPORAL_GROUPS: list[tuple[str, int, int]] = [
     (name, i, i + 1) for i, name in enumerate(TEMPORAL_NAMES)
 ]
+
+
+def flagged_beats(temporal: np.ndarray) -> np.ndarray:
+    """Frame indexes whose beat flag is set, of ``[T, TEMPORAL_DIM]`` temporal indexes."""
+    return np.flatnonzero(np.asarray(temporal)[:, BEAT_FLAG] > 0.5)
 
 
 def temporal_indexes(n_frames: int, beat_frames, normalize: bool) -> np.ndarray:

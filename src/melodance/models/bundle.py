@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from melodance.errors import InputError, MissingInput
 from melodance.models.config import ModelConfig
 from melodance.models.families import model_class
 from melodance.models.lstm import DanceModel
@@ -95,18 +96,18 @@ class DanceBundle:
 
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no trained model here (run the train stage first)")
+            raise MissingInput(f"{path}: no trained model here (run the train stage first)")
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
             # The restricted unpickler met an object that is not plain data: never load it.
-            raise ValueError(f"{path}: not a melodance model bundle (it holds objects other "
+            raise InputError(f"{path}: not a melodance model bundle (it holds objects other "
                              "than tensors and plain data, which are not loaded)") from e
         except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
-            raise ValueError(f"{path}: not a melodance model bundle (unreadable: "
+            raise InputError(f"{path}: not a melodance model bundle (unreadable: "
                              f"{str(e).splitlines()[0][:200]})") from e
         if not isinstance(payload, dict) or payload.get("format") not in READABLE_FORMATS:
-            raise ValueError(f"{path}: not a melodance model bundle")
+            raise InputError(f"{path}: not a melodance model bundle")
         try:
             cfg = ModelConfig(**payload["model_config"])
             model = model_class(cfg)(cfg, *payload["dims"])
@@ -114,10 +115,18 @@ class DanceBundle:
             norms = {k: Normalizer.from_dict(_normalizer_dict(v))
                      for k, v in payload["normalizers"].items()}
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise ValueError(f"{path}: a damaged melodance model bundle "
+            raise InputError(f"{path}: a damaged melodance model bundle "
                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
         model.eval()
         return cls(model, norms, payload["features_meta"], payload.get("extra") or {})
+
+    @property
+    def feature_settings(self):
+        """The typed feature settings of the features the model was trained on
+        (a :class:`~melodance.features.config.FeaturesConfig`): what a new song is extracted with."""
+        from melodance.features.config import FeaturesConfig
+
+        return FeaturesConfig.model_validate(self.features_meta["config"])
 
     @property
     def family(self) -> str:
@@ -130,10 +139,10 @@ class DanceBundle:
         ``seed`` picks one of the dances a generative family can give (same seed, same
         dance; None: seed 0); deterministic families give their one dance for any seed."""
         if music.ndim != 2 or music.shape[1] != self.model.music_dim:
-            raise ValueError(f"music features must be [frames, {self.model.music_dim}], "
+            raise InputError(f"music features must be [frames, {self.model.music_dim}], "
                              f"got {list(music.shape)}")
         if temporal.shape != (music.shape[0], self.model.temporal_dim):
-            raise ValueError(f"temporal indexes must be [{music.shape[0]}, "
+            raise InputError(f"temporal indexes must be [{music.shape[0]}, "
                              f"{self.model.temporal_dim}], got {list(temporal.shape)}")
         if getattr(self.model, "raw_io", False):  # the family standardises its own inputs
             return self.model.generate_raw(np.asarray(music, np.float32),

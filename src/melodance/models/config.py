@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
+from melodance.errors import InputError
 from melodance.params import Section
 
 Variant = Literal["naive_lstm", "naive_lstm_temporal", "masked_lstm", "lstm_autoencoder", "retrieval"]
-VARIANTS: tuple[str, ...] = ("naive_lstm", "naive_lstm_temporal", "masked_lstm", "lstm_autoencoder")
-"""The seed's four LSTM variants (the ablations compare these)."""
 BASELINES: tuple[str, ...] = ("retrieval",)
 """Variants fitted without training (:mod:`melodance.models.retrieval`)."""
+VARIANTS: tuple[str, ...] = tuple(v for v in get_args(Variant) if v not in BASELINES)
+"""The seed's four LSTM variants a-d, in order (the ablations compare these)."""
 Family = Literal["lstm", "retrieval", "vqgpt"]
-FAMILIES: tuple[str, ...] = ("lstm", "retrieval", "vqgpt")
+FAMILIES: tuple[str, ...] = get_args(Family)
 """The model families (:mod:`melodance.models.families` maps each to its code)."""
 VQGPT_LENGTH_KEYS = ("vq_epochs", "gpt_epochs", "vq_min_steps", "gpt_min_steps")
 """``model.vqgpt`` keys that are not VQGPTConfig fields: the training length in passes over
@@ -71,7 +72,7 @@ class ModelConfig(Section):
             data["variant"] = "retrieval"
         elif (family == "retrieval") != (variant == "retrieval") and variant is not None \
                 and family != "vqgpt":
-            raise ValueError(f"model.family {family!r} and model.variant {variant!r} disagree "
+            raise InputError(f"model.family {family!r} and model.variant {variant!r} disagree "
                              "(variant 'retrieval' is the retrieval family)")
         return data
 
@@ -89,7 +90,7 @@ class ModelConfig(Section):
         known = {f.name for f in fields(VQGPTConfig)} | set(VQGPT_LENGTH_KEYS)
         bad = sorted(set(v) - known)
         if bad:
-            raise ValueError(f"model.vqgpt: unknown key(s) {', '.join(bad)} (known: "
+            raise InputError(f"model.vqgpt: unknown key(s) {', '.join(bad)} (known: "
                              f"{', '.join(sorted(known - set(VQGPT_DERIVED_KEYS)))})")
         return v
 

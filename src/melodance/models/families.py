@@ -16,8 +16,8 @@ loading an LSTM bundle never imports the generative family's code):
   FeatureSet, log to MLflow, write the outputs as one unit
   (:func:`melodance.train.stage.write_outputs`).
 
-A new family is one new module and one entry here (and its name in
-:data:`melodance.models.config.FAMILIES`).
+A new family is one new module and one entry here (and its name in the ``Family``
+literal of :mod:`melodance.models.config`, which :data:`~melodance.models.config.FAMILIES` lists).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from melodance.errors import InputError
 from melodance.models.config import FAMILIES, ModelConfig
 
 
@@ -60,12 +61,12 @@ def check_seed(value, name: str = "seed") -> int:
     import math
 
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name}: expected an integer, got {type(value).__name__}")
+        raise InputError(f"{name}: expected an integer, got {type(value).__name__}")
     if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        raise ValueError(f"{name}: expected an integer, got {value:.6g}")
+        raise InputError(f"{name}: expected an integer, got {value:.6g}")
     v = int(value)
     if not 0 <= v <= MAX_SEED:
-        raise ValueError(f"{name}: must be in [0, {MAX_SEED}], got {v}")
+        raise InputError(f"{name}: must be in [0, {MAX_SEED}], got {v}")
     return v
 
 
@@ -73,7 +74,7 @@ def family(name: str) -> Family:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown model family {name!r} (families: {', '.join(REGISTRY)})") from None
+        raise InputError(f"unknown model family {name!r} (families: {', '.join(REGISTRY)})") from None
 
 
 def _resolve(path: str):

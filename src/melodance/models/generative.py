@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from melodance.errors import InputError
 from melodance.models.config import VQGPT_DERIVED_KEYS, VQGPT_LENGTH_KEYS, ModelConfig
 
 NO_BUDGET_S = 1e12
@@ -61,12 +62,12 @@ def resolve(model_cfg: ModelConfig, seed: int, frames: int) -> tuple[ModelConfig
     given = dict(model_cfg.vqgpt)
     derived = sorted(set(given) & set(VQGPT_DERIVED_KEYS))
     if derived:
-        raise ValueError(f"params.yaml model.vqgpt: {', '.join(derived)} cannot be set (the "
+        raise InputError(f"params.yaml model.vqgpt: {', '.join(derived)} cannot be set (the "
                          "steps come from vq_epochs/gpt_epochs, the seed from train.seed)")
     length = {**DEFAULT_LENGTH, **{k: float(given.pop(k)) for k in VQGPT_LENGTH_KEYS if k in given}}
     for k, v in length.items():
         if not (v > 0 or k.endswith("_min_steps") and v == 0):
-            raise ValueError(f"params.yaml model.vqgpt.{k}: must be positive, got {v}")
+            raise InputError(f"params.yaml model.vqgpt.{k}: must be positive, got {v}")
     base = VQGPTConfig(**given)
     vq_steps, gpt_steps = training_steps(frames, base, **length)
     cfg = VQGPTConfig(**{**asdict(base), "vq_steps": vq_steps, "gpt_steps": gpt_steps,

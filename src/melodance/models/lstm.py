@@ -20,9 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from melodance.features.temporal import BEAT_FLAG
 from melodance.models.config import ModelConfig
-
-BEAT_FLAG = 1  # column of the beat flag in the temporal indexes (see features.temporal)
 
 
 def beat_mask(music: torch.Tensor, beat_flag: torch.Tensor) -> torch.Tensor:

@@ -38,9 +38,10 @@ from torch import nn
 
 from melodance import FPS
 from melodance.data.skeleton import N_JOINTS
+from melodance.errors import InputError
+from melodance.features.temporal import BEAT_FLAG, flagged_beats
 from melodance.models.config import ModelConfig
 
-BEAT_FLAG = 1
 POINTS_PER_BEAT = 4
 RECENT = 8
 HEIGHT_BLEND_S = 2.0
@@ -58,9 +59,9 @@ class RetrievalModel(nn.Module):
     def __init__(self, cfg: ModelConfig, music_dim: int, temporal_dim: int, motion_dim: int):
         super().__init__()
         if cfg.variant != "retrieval":
-            raise ValueError(f"RetrievalModel needs model.variant 'retrieval', got {cfg.variant!r}")
+            raise InputError(f"RetrievalModel needs model.variant 'retrieval', got {cfg.variant!r}")
         if motion_dim != 72:
-            raise ValueError(f"retrieval works on the 72 motion features, got {motion_dim}")
+            raise InputError(f"retrieval works on the 72 motion features, got {motion_dim}")
         self.cfg = cfg
         self.music_dim, self.temporal_dim, self.motion_dim = music_dim, temporal_dim, motion_dim
         for name in BUFFERS:
@@ -73,7 +74,7 @@ class RetrievalModel(nn.Module):
         """Build the database from the ``split`` sequences of a features.pipeline.FeatureSet."""
         names = fs.split.get(split) or []
         if not names:
-            raise ValueError(f"retrieval needs training sequences, split {split!r} is empty")
+            raise InputError(f"retrieval needs training sequences, split {split!r} is empty")
         k = cfg.retrieval_beats
         music, motion, starts, ends, rows, periods, dance_of = [], [], [], [], [], [], []
         offset = 0
@@ -83,7 +84,7 @@ class RetrievalModel(nn.Module):
             n = len(seq.motion)
             music.append(norm["music"].astype(np.float32))
             motion.append(np.asarray(seq.motion, dtype=np.float32))
-            beats = np.flatnonzero(np.asarray(seq.temporal)[:, BEAT_FLAG] > 0.5)
+            beats = flagged_beats(seq.temporal)
             for i in range(len(beats) - k):
                 rows.append(offset + beats[i])
                 periods.append((beats[i + k] - beats[i]) / k)
@@ -92,7 +93,7 @@ class RetrievalModel(nn.Module):
                 dance_of.append(d)
             offset += n
         if not rows:
-            raise ValueError(f"no training sequence has more than {k} beats: nothing to retrieve")
+            raise InputError(f"no training sequence has more than {k} beats: nothing to retrieve")
         music_all = np.concatenate(music)
         rows_a, periods_a = np.array(rows, np.int64), np.array(periods, np.float64)
         starts_a, ends_a = np.array(starts, np.int64), np.array(ends, np.int64)

@@ -42,6 +42,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from melodance.errors import InputError, MissingInput
+
 FORMAT = "melodance-vqgpt-1"
 
 
@@ -169,7 +171,7 @@ class MotionVQVAE(nn.Module):
 
         w, n_down = cfg.vq_width, int(round(math.log2(cfg.down)))
         if 2 ** n_down != cfg.down:
-            raise ValueError(f"down must be a power of 2, got {cfg.down}")
+            raise InputError(f"down must be a power of 2, got {cfg.down}")
         enc = [nn.Conv1d(motion_dim, w, 3, padding=1)]
         for _ in range(n_down):
             enc += [nn.ReLU(), nn.Conv1d(w, w, 4, stride=2, padding=1), _res_block(w, 1), _res_block(w, 3)]
@@ -185,7 +187,7 @@ class MotionVQVAE(nn.Module):
         # 512 codes every 4 frames left 12 cm of reconstruction error on the real data).
         g = cfg.code_groups
         if g < 1 or cfg.code_dim % g:
-            raise ValueError(f"code_groups must divide code_dim ({cfg.code_dim}), got {g}")
+            raise InputError(f"code_groups must divide code_dim ({cfg.code_dim}), got {g}")
         self.groups = g
         self.vq = VectorQuantize(dim=cfg.code_dim, codebook_size=cfg.codes, decay=0.99,
                                  kmeans_init=True, kmeans_iters=10, threshold_ema_dead_code=0.2,
@@ -448,10 +450,10 @@ class VQGPTDancer(nn.Module):
         """
         cond_raw = np.asarray(cond_raw, dtype=np.float32)
         if cond_raw.ndim != 2 or cond_raw.shape[1] != self.cond_dim:
-            raise ValueError(f"conditions must be [frames, {self.cond_dim}], got {list(cond_raw.shape)}")
+            raise InputError(f"conditions must be [frames, {self.cond_dim}], got {list(cond_raw.shape)}")
         T = cond_raw.shape[0]
         if T == 0:
-            raise ValueError("no frames to generate")
+            raise InputError("no frames to generate")
         was = self.training
         self.eval()
         try:
@@ -464,7 +466,7 @@ class VQGPTDancer(nn.Module):
             if seed_motion is not None:
                 sm = np.asarray(seed_motion, dtype=np.float32)
                 if sm.ndim != 2 or sm.shape[1] != self.motion_dim:
-                    raise ValueError(f"seed motion must be [frames, {self.motion_dim}], got {list(sm.shape)}")
+                    raise InputError(f"seed motion must be [frames, {self.motion_dim}], got {list(sm.shape)}")
                 S = min(len(sm) // d * d, len(cond))
                 if S:
                     rep = self.to_rep(torch.from_numpy(sm[:S]))
@@ -492,10 +494,10 @@ class VQGPTDancer(nn.Module):
     def load(cls, path: str | Path) -> tuple[VQGPTDancer, dict]:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no saved vqgpt model here")
+            raise MissingInput(f"{path}: no saved vqgpt model here")
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a {FORMAT} file")
+            raise InputError(f"{path}: not a {FORMAT} file")
         model = cls(saved_config(payload["config"]), *payload["dims"])
         model.load_state_dict(payload["state_dict"])
         model.eval()
@@ -518,7 +520,7 @@ def _windows(songs: list[np.ndarray], length: int, rng: np.random.Generator, n: 
     """n random windows of ``length`` (starts on multiples of ``step``): (song index, start)."""
     ok = [i for i, s in enumerate(songs) if len(s) >= length]
     if not ok:
-        raise ValueError(f"no sequence holds {length} frames")
+        raise InputError(f"no sequence holds {length} frames")
     w = np.array([len(songs[i]) - length + 1 for i in ok], dtype=np.float64)
     which = rng.choice(ok, size=n, p=w / w.sum())
     starts = np.array([rng.integers(0, (len(songs[i]) - length) // step + 1) * step for i in which])
@@ -562,7 +564,7 @@ def fit(fs, cfg: VQGPTConfig | None = None,
     rng = np.random.default_rng(cfg.seed)
     train = song_arrays(fs, "train")
     if not train:
-        raise ValueError("the feature set's training split is empty")
+        raise InputError("the feature set's training split is empty")
     conds = [c for c, _ in train]
     motions = [m for _, m in train]
     model = VQGPTDancer(cfg, conds[0].shape[1], motions[0].shape[1])

@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from melodance.data.skeleton import JOINT_NAMES, N_JOINTS
+from melodance.errors import InputError, MissingInput
 
 # (name, parent, source): source is a joint index or a pair whose midpoint it is.
 HIERARCHY: tuple[tuple[str, str | None, int | tuple[int, int]], ...] = (
@@ -258,12 +259,12 @@ def motion_to_bvh(joints: np.ndarray, root: np.ndarray, fps: float, ref_frame: i
     joints = np.asarray(joints, dtype=np.float64)
     root = np.asarray(root, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[1:] != (N_JOINTS, 3) or root.shape != (len(joints), 3):
-        raise ValueError(f"expected joints [T, 23, 3] and root [T, 3], got {list(joints.shape)} "
+        raise InputError(f"expected joints [T, 23, 3] and root [T, 3], got {list(joints.shape)} "
                          f"and {list(root.shape)}")
     if len(joints) == 0:
-        raise ValueError("no frames to export")
+        raise InputError("no frames to export")
     if not (np.isfinite(joints).all() and np.isfinite(root).all()):
-        raise ValueError("joints or root hold NaN or infinite values")
+        raise InputError("joints or root hold NaN or infinite values")
     world = joints + root[:, None, :]
     skel = rest_skeleton(world, ref_frame)
     root_pos, local = solve_rotations(world, skel)
@@ -363,7 +364,7 @@ class Bvh:
         index = {n: i for i, n in enumerate(self.skeleton.names)}
         missing = [n for n in JOINT_NAMES if n not in index]
         if missing:
-            raise ValueError(f"BVH lacks joint(s) {', '.join(missing)}: not a melodance export")
+            raise InputError(f"BVH lacks joint(s) {', '.join(missing)}: not a melodance export")
         return pos[:, [index[n] for n in JOINT_NAMES]]
 
 
@@ -371,7 +372,7 @@ def parse_bvh(text: str, source: str = "BVH") -> Bvh:
     """Parse BVH text (HIERARCHY and MOTION sections)."""
     head, sep, motion = text.partition("MOTION")
     if not sep:
-        raise ValueError(f"{source}: no MOTION section")
+        raise InputError(f"{source}: no MOTION section")
     tokens = re.findall(r"[{}]|[^\s{}]+", head)
     names, parents, offsets, channels, end_sites = [], [], [], [], {}
     stack: list[int] = []
@@ -414,10 +415,10 @@ def parse_bvh(text: str, source: str = "BVH") -> Bvh:
         frame_time = float(lines[1].split(":")[1])
         rows = np.array([[float(x) for x in ln.split()] for ln in lines[2:2 + n_frames]])
     except (IndexError, ValueError) as e:
-        raise ValueError(f"{source}: malformed BVH ({e})") from e
+        raise InputError(f"{source}: malformed BVH ({e})") from e
     n_ch = sum(len(c) for c in channels)
     if rows.shape != (n_frames, n_ch):
-        raise ValueError(f"{source}: MOTION holds {rows.shape} values, expected "
+        raise InputError(f"{source}: MOTION holds {rows.shape} values, expected "
                          f"{n_frames} frames of {n_ch} channels")
     skel = Skeleton(names, parents, np.array(offsets), end_sites)
     return Bvh(skel, channels, frame_time, rows)
@@ -426,5 +427,5 @@ def parse_bvh(text: str, source: str = "BVH") -> Bvh:
 def read_bvh(path: str | Path) -> Bvh:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise MissingInput(f"{path}: no such file")
     return parse_bvh(path.read_text(), str(path))

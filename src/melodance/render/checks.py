@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from melodance import FPS
+from melodance.errors import InputError
 from melodance.render.video import OutputCheck, VideoCheckError, check_table_row, output_checks
 from melodance.validate.gx import plain as _plain
 
@@ -66,7 +67,7 @@ def run_output_suite(rows: list[dict], checks: list[OutputCheck],
     from melodance.validate.gx import run_gx_suite
 
     if not rows:
-        raise ValueError("no videos to check")
+        raise InputError("no videos to check")
     cols = [KEY, *dict.fromkeys(c.column for c in checks)]
     table = pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
     by_name = {c.name: c for c in checks}
@@ -93,7 +94,7 @@ MAX_STILL_FRACTION = 0.25
 """A dance with a larger share of still windows is refused; real dances: at most 0.05."""
 
 
-class StillDanceError(ValueError):
+class StillDanceError(InputError):
     """A generated dance stands still; the message says how still and how to override."""
 
 

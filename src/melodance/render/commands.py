@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from melodance import options
+from melodance.errors import InputError
+
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -32,7 +35,7 @@ def register(sub) -> None:
                    "together at the end, or none of them")
     p.add_argument("--model", default=None,
                    help="model: a models:/ or runs:/ URI, or a model.pt bundle "
-                   "(default: models:/melodance@champion)")
+                   "(default: the registry's champion)")
     p.add_argument("--start", type=float, default=0.0,
                    help="start in the song, seconds (finite, >= 0)")
     p.add_argument("--duration", type=float, default=None,
@@ -48,7 +51,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=_seed, default=None, metavar="N",
                    help="sampling seed of a generative model: the same seed gives the same dance, "
                    "another seed another dance (default 0; deterministic models ignore it)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    options.add_no_progress(p)
     p.add_argument("--allow-still", action="store_true",
                    help="write the video even when the dance stands still (more than 25 %% of its "
                         "1 s windows with less body-centred motion than real dances have)")
@@ -65,17 +68,17 @@ def register(sub) -> None:
     p.add_argument("--compare", metavar="SEQUENCE", default=None,
                    help="render this sequence (DANCE_W_1) or segment (DANCE_W_1.0) only")
     p.add_argument("--split", default=None, help="split to render (default: params render.split)")
-    p.add_argument("--features", default="outputs/features", help="feature stage output folder")
-    p.add_argument("--model", default="outputs/train/model.pt",
+    options.add_features(p)
+    p.add_argument("--model", default=options.MODEL,
                    help="model bundle or models:/ / runs:/ URI")
     p.add_argument("--data", default="data", help="dataset folder (for the songs)")
     p.add_argument("-o", "--out", default=None,
                    help="output: a .mp4 with --compare, else a folder (default outputs/render)")
     p.add_argument("--max-seconds", type=float, default=None,
                    help="cut each video to this many seconds (default: params render.max_seconds)")
-    p.add_argument("--params", default="params.yaml", help="params file (section render)")
-    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    options.add_params(p, "render")
+    options.add_no_mlflow(p)
+    options.add_no_progress(p)
     p.add_argument("--allow-still", action="store_true",
                    help="write the video even when the dance stands still (more than 25 %% of its "
                         "1 s windows with less body-centred motion than real dances have)")
@@ -139,7 +142,7 @@ def _render(args) -> int:
         from melodance.render.stage import render_compare
 
         if not args.out:
-            raise ValueError("--compare needs -o OUT.mp4")
+            raise InputError("--compare needs -o OUT.mp4")
         facts = render_compare(Path(args.features), args.model, Path(args.data), args.compare,
                                Path(args.out), cfg, progress=not args.no_progress)
         print(f"{args.out}: {facts['segment']}, {facts['frames']} frames, audio "
@@ -147,7 +150,7 @@ def _render(args) -> int:
         return 0
     from melodance.render.stage import render_split
 
-    out = Path(args.out or "outputs/render")
+    out = Path(args.out or options.OUTPUTS["render"])
     res = render_split(Path(args.features), args.model, Path(args.data), out, cfg,
                        log_mlflow=not args.no_mlflow, progress=not args.no_progress)
     print(json.dumps({k: res[k] for k in ("split", "model", "n_videos", "n_failed", "seconds")}))

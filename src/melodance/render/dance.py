@@ -16,98 +16,16 @@ import tempfile
 import time
 from pathlib import Path
 
-CHAMPION_URI = "models:/melodance@champion"
+from melodance.errors import InputError, MissingInput, OutputExists
+from melodance.serve.registry import load_bundle
+
 MIN_SONG_S = 1.0
-
-
-MODEL_URI_SCHEMES = ("models:/", "runs:/")
-"""The MLflow URIs :func:`load_bundle` accepts: the registry's and the tracking server's own."""
-
-
-def load_bundle(model: str | Path | None = None):
-    """A :class:`~melodance.models.bundle.DanceBundle` from a path or an MLflow URI.
-
-    ``model`` is trusted input (a command-line option, never a web request):
-    it names a file or a model of the tracking server the user configured.
-    Either way no code is run to load it: a bundle file is read with
-    ``torch.load(weights_only=True)``, and of a logged model only its
-    ``MLmodel`` (YAML) and its bundle artifact are read, the same way; the
-    model's code file is never imported here.
-
-    Args:
-        model: a ``model.pt`` bundle file, a ``models:/...`` or ``runs:/...``
-            URI of a melodance pyfunc, or None for the registry's champion.
-            Other URI schemes (``http:``, ``s3:``, ``file:`` ...) are refused.
-
-    Returns:
-        (bundle, label): the label names the model in captions and logs.
-    """
-    from melodance.cli import UserError
-    from melodance.models.bundle import DanceBundle
-
-    model = CHAMPION_URI if model is None else str(model)
-    if "://" not in model and ":/" not in model:
-        return DanceBundle.load(model), Path(model).name
-    if not model.startswith(MODEL_URI_SCHEMES):
-        raise UserError(f"{model}: not a model this command loads: give a model.pt file or a "
-                        f"{' or '.join(MODEL_URI_SCHEMES)} URI of the tracking server")
-    import tempfile
-
-    from mlflow.exceptions import MlflowException
-
-    from melodance import tracking
-
-    tracking.setup()
-    with tempfile.TemporaryDirectory(prefix="melodance-model-") as tmp:
-        try:
-            from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-            repo = get_artifact_repository(model)
-            meta = Path(repo.download_artifacts("MLmodel", tmp))
-            rel = _bundle_artifact(meta, model)
-            path = Path(repo.download_artifacts(rel, tmp))
-        except (MlflowException, OSError) as e:
-            hint = (" (no champion registered yet: train and `melodance register` a model, or "
-                    "pass --model PATH)" if model == CHAMPION_URI else "")
-            raise UserError(f"{model}: cannot load the model{hint}: "
-                            f"{str(e).splitlines()[0]}") from e
-        if not path.resolve().is_relative_to(Path(tmp).resolve()) or not path.is_file():
-            raise UserError(f"{model}: not a melodance dance model (its bundle artifact is "
-                            "missing)")
-        bundle = DanceBundle.load(path)
-    label = model.removeprefix("models:/")
-    if model == CHAMPION_URI:
-        version = tracking.champion_version()
-        label += f" (v{version})" if version else ""
-    if model.startswith("runs:/"):
-        label = "run " + model.removeprefix("runs:/")[:8]
-    return bundle, label
-
-
-def _bundle_artifact(mlmodel: Path, model: str) -> str:
-    """The bundle artifact's path inside a melodance pyfunc model, from its ``MLmodel`` (YAML)."""
-    from pathlib import PurePosixPath
-
-    import yaml
-
-    from melodance.cli import UserError
-
-    try:
-        meta = yaml.safe_load(mlmodel.read_text())
-        rel = str(meta["flavors"]["python_function"]["artifacts"]["bundle"]["path"])
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError) as e:
-        raise UserError(f"{model}: not a melodance dance model (no bundle artifact in its "
-                        "MLmodel)") from e
-    parts = PurePosixPath(rel).parts
-    if not parts or PurePosixPath(rel).is_absolute() or ".." in parts or "\\" in rel:
-        raise UserError(f"{model}: not a melodance dance model (bad bundle artifact path)")
-    return rel
 
 
 def check_video_path(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".mp4":
-        raise ValueError(f"{path}: the video output must be an .mp4 file")
+        raise InputError(f"{path}: the video output must be an .mp4 file")
     return check_output_file(path)
 
 
@@ -119,14 +37,14 @@ def check_output_file(path: str | Path) -> Path:
     """
     path = Path(path)
     if not path.parent.is_dir():
-        raise FileNotFoundError(f"{path.parent}: output folder does not exist")
+        raise MissingInput(f"{path.parent}: output folder does not exist")
     if path.is_dir():
-        raise ValueError(f"{path}: is a folder; name the output file inside it")
+        raise InputError(f"{path}: is a folder; name the output file inside it")
     if path.exists() or path.is_symlink():
         if path.is_symlink() or not path.is_file():
-            raise ValueError(f"{path}: exists and is not a regular file; refusing to replace it")
+            raise InputError(f"{path}: exists and is not a regular file; refusing to replace it")
     if not os.access(path.parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{path.parent}: output folder is not writable")
+        raise InputError(f"{path.parent}: output folder is not writable")
     return path
 
 
@@ -141,7 +59,7 @@ def output_files(video: Path, motion_paths: list[Path]) -> list[Path]:
     for f in files:
         key = f.parent.resolve() / f.name
         if key in seen:
-            raise ValueError(f"{f}: written twice (a motion .json writes its .npy beside it); "
+            raise InputError(f"{f}: written twice (a motion .json writes its .npy beside it); "
                              "give each output its own name")
         seen[key] = f
         check_output_file(f)
@@ -153,13 +71,13 @@ def check_seconds(value, option: str, *, positive: bool = False) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{option} must be a number of seconds, got {value!r}") from None
+        raise InputError(f"{option} must be a number of seconds, got {value!r}") from None
     if not math.isfinite(v):
-        raise ValueError(f"{option} must be a finite number of seconds, got {v}")
+        raise InputError(f"{option} must be a finite number of seconds, got {v}")
     if positive and v <= 0:
-        raise ValueError(f"{option} must be > 0, got {v:g}")
+        raise InputError(f"{option} must be > 0, got {v:g}")
     if v < 0:
-        raise ValueError(f"{option} must be >= 0, got {v:g}")
+        raise InputError(f"{option} must be >= 0, got {v:g}")
     return v
 
 
@@ -178,15 +96,15 @@ def song_span_frames(song: Path, start_s: float, duration_s: float | None,
         duration_s = check_seconds(duration_s, "--duration", positive=True)
     length = check_song(song).duration_s  # names the file and what is wrong with it
     if length < MIN_SONG_S:
-        raise ValueError(f"{song}: the song lasts {length:.2f} s; at least {MIN_SONG_S:g} s "
+        raise InputError(f"{song}: the song lasts {length:.2f} s; at least {MIN_SONG_S:g} s "
                          "is needed")
     if start_s >= length:
-        raise ValueError(f"--start {start_s:g} s is past the end of {song} ({length:.2f} s)")
+        raise InputError(f"--start {start_s:g} s is past the end of {song} ({length:.2f} s)")
     start_s = round(start_s * fps) / fps
     end_s = length if duration_s is None else min(length, start_s + duration_s)
     n_frames = int(math.floor((end_s - start_s) * fps + 1e-6))
     if n_frames < MIN_SONG_S * fps:
-        raise ValueError(f"{song}: the span from {start_s:.2f} s to {end_s:.2f} s is shorter "
+        raise InputError(f"{song}: the span from {start_s:.2f} s to {end_s:.2f} s is shorter "
                          f"than {MIN_SONG_S:g} s (the song lasts {length:.2f} s)")
     return start_s, n_frames, length
 
@@ -219,7 +137,7 @@ def staged_outputs(files: list[Path]):
                 backup = None
                 if f.is_symlink() or (f.exists() and not f.is_file()):
                     # Appeared since the checks: never move a folder (or a link) away.
-                    raise FileExistsError(f"{f}: is not a regular file (any more); "
+                    raise OutputExists(f"{f}: is not a regular file (any more); "
                                             "no output was put in place")
                 if f.exists():
                     backup = tmp.with_name(f".old-{f.name}")
@@ -294,7 +212,6 @@ def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
     Nothing is written when any step fails.
     """
     from melodance import FPS
-    from melodance.features.config import FeaturesConfig
     from melodance.features.music import song_features
     from melodance.render.draw import SkeletonRenderer, View
     from melodance.render.export import check_motion_path, write_motion
@@ -311,7 +228,7 @@ def dance(song: str | Path, out: str | Path, model: str | Path | None = None,
     if bundle is None:
         bundle, label = load_bundle(model)
     timings["load_model_s"] = time.perf_counter() - t0
-    cfg = FeaturesConfig.model_validate(bundle.features_meta["config"])
+    cfg = bundle.feature_settings
     fps = cfg.fps  # == FPS: the features config enforces one music frame per motion frame
 
     t = time.perf_counter()

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from melodance.errors import InputError, MissingInput
+
 MOTION_SUFFIXES = (".json", ".npy", ".bvh")
 
 
@@ -23,9 +25,9 @@ def check_motion_path(path: str | Path) -> Path:
     """Fail early (before any work) on a motion output that cannot be written."""
     path = Path(path)
     if path.suffix.lower() not in MOTION_SUFFIXES:
-        raise ValueError(f"{path}: motion output must end in {', '.join(MOTION_SUFFIXES)}")
+        raise InputError(f"{path}: motion output must end in {', '.join(MOTION_SUFFIXES)}")
     if not path.parent.is_dir():
-        raise FileNotFoundError(f"{path.parent}: output folder does not exist")
+        raise MissingInput(f"{path.parent}: output folder does not exist")
     return path
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from melodance import io, tracking
+from melodance.errors import InputError, MissingInput
 from melodance.render.config import RenderConfig
 
 
@@ -25,7 +26,7 @@ def resolve_segment(fs, name: str) -> str:
     segs = [n for n, s in fs.sequences.items() if s.source == name]
     if not segs:
         have = sorted({s.source for s in fs.sequences.values()})
-        raise ValueError(f"no sequence or segment {name!r} in the features "
+        raise InputError(f"no sequence or segment {name!r} in the features "
                          f"(sequences: {', '.join(have[:12])}{' ...' if len(have) > 12 else ''})")
     return max(segs, key=lambda n: (fs.sequences[n].n_frames, n))
 
@@ -58,7 +59,7 @@ def _segment_audio(data_dir: Path, seg) -> Path:
 
     folder = Path(data_dir) / seg.source
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: the song of {seg.name} is not here (pass --data)")
+        raise MissingInput(f"{folder}: the song of {seg.name} is not here (pass --data)")
     return find_audio(folder)
 
 
@@ -70,7 +71,7 @@ def render_compare(features_dir: str | Path, model, data_dir: str | Path, name: 
 
     Args:
         features_dir: the features stage's output (segments, normalisers).
-        model: model path or URI (see :func:`melodance.render.dance.load_bundle`).
+        model: model path or URI (see :func:`melodance.serve.registry.load_bundle`).
         data_dir: the dataset (for the songs).
         name: segment or sequence name.
         cfg: panel size, encoding and check settings, ``max_seconds``.
@@ -81,9 +82,10 @@ def render_compare(features_dir: str | Path, model, data_dir: str | Path, name: 
         The video's facts, plus ``segment`` and ``frames``.
     """
     from melodance.features.pipeline import load_features
-    from melodance.render.dance import check_video_path, load_bundle
+    from melodance.render.dance import check_video_path
     from melodance.render.draw import View
     from melodance.render.video import song_span, write_video
+    from melodance.serve.registry import load_bundle
 
     cfg = cfg or RenderConfig()
     out = check_video_path(out)
@@ -123,14 +125,14 @@ def render_split(features_dir: str | Path, model_path: str | Path, data_dir: str
     """
     from melodance.features.pipeline import load_features
     from melodance.render.checks import KEY, run_output_suite
-    from melodance.render.dance import load_bundle
     from melodance.render.video import VideoCheckError, check_table_row, output_checks
+    from melodance.serve.registry import load_bundle
 
     cfg = cfg or RenderConfig()
     fs = load_features(features_dir)
     names = fs.split.get(cfg.split) or []
     if not names:
-        raise ValueError(f"{features_dir}: split {cfg.split!r} is empty")
+        raise InputError(f"{features_dir}: split {cfg.split!r} is empty")
     bundle, label = load_bundle(model_path)
     fps = float(fs.meta.get("fps", 25.0))
     checks = output_checks(fps, audio=True, max_still_s=cfg.max_still_s)
@@ -154,7 +156,7 @@ def render_split(features_dir: str | Path, model_path: str | Path, data_dir: str
                    "videos": videos, "statistics": outcome.statistics}
         io.write_json(tmp / "videos.json", _jsonable(summary))
         if outcome.failures:
-            raise ValueError("\n".join(str(VideoCheckError(out_dir / f"{n}.mp4", f))
+            raise InputError("\n".join(str(VideoCheckError(out_dir / f"{n}.mp4", f))
                                         for n, f in outcome.failures.items()))
     if log_mlflow:
         _log(out_dir, cfg, bundle, summary)

@@ -25,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from melodance import FPS
+from melodance.errors import InputError, MissingInput
 
 AUDIO_SR = 44100
 """Sample rate of the audio track, Hz (one AAC supports; songs are resampled to it)."""
@@ -38,7 +39,7 @@ class FrameSource(Protocol):
     def frame(self, i: int, out: np.ndarray | None = None) -> np.ndarray: ...
 
 
-class VideoCheckError(ValueError):
+class VideoCheckError(InputError):
     """A written video failed an output check; the message names the file and the checks."""
 
     def __init__(self, path: Path, failures: list[dict]):
@@ -72,12 +73,12 @@ def song_span(path: str | Path, start_s: float, duration_s: float,
 
     path = Path(path)
     if start_s < 0:
-        raise ValueError(f"{path}: start must be >= 0 s, got {start_s}")
+        raise InputError(f"{path}: start must be >= 0 s, got {start_s}")
     n_out = int(round(duration_s * sr))
     try:
         f = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError) as e:
-        raise ValueError(f"{path}: cannot decode audio ({e})") from e
+        raise InputError(f"{path}: cannot decode audio ({e})") from e
     with f:
         sr_in = f.samplerate
         a = int(round(start_s * sr_in))
@@ -104,6 +105,38 @@ def _exact_duration(n_frames: int, fps: float) -> float:
     while int(d * fps) < n_frames:
         d = float(np.nextafter(d, math.inf))
     return d
+
+
+def _check_request(path: Path, n: int, fps: float, audio: np.ndarray | None, audio_sr: int) -> None:
+    """Refuse before encoding: a non-.mp4 path, no frames, an audio track of the wrong length."""
+    if path.suffix.lower() != ".mp4":
+        raise InputError(f"{path}: the output must be an .mp4 file")
+    if n < 1:
+        raise InputError("no frames to write")
+    if audio is not None:
+        want = int(round(n / fps * audio_sr))
+        if audio.ndim != 2 or abs(len(audio) - want) > 1:
+            raise InputError(f"audio track has shape {list(audio.shape)}; expected "
+                             f"[{want}, channels] for {n} frames at {fps:g} fps")
+
+
+def _frame_function(frames: FrameSource, fps: float, bar) -> Callable[[float], np.ndarray]:
+    """moviepy's ``frame_function(t)``: the renderer's frame at time ``t`` s, drawn once into
+    one reused buffer (moviepy asks for the same frame again around audio chunks)."""
+    n = len(frames)
+    buf = frames.frame(0)
+    drawn = [-1]
+
+    def make_frame(t: float) -> np.ndarray:
+        i = min(int(round(t * fps)), n - 1)
+        if i != drawn[0]:
+            frames.frame(i, out=buf)
+            drawn[0] = i
+            if bar is not None and i > 0:
+                bar.update()
+        return buf
+
+    return make_frame
 
 
 def write_video(path: str | Path, frames: FrameSource, fps: float = FPS,
@@ -137,34 +170,15 @@ def write_video(path: str | Path, frames: FrameSource, fps: float = FPS,
     from melodance.io import atomic_path
 
     path = Path(path)
-    if path.suffix.lower() != ".mp4":
-        raise ValueError(f"{path}: the output must be an .mp4 file")
     n = len(frames)
-    if n < 1:
-        raise ValueError("no frames to write")
-    if audio is not None:
-        want = int(round(n / fps * audio_sr))
-        if audio.ndim != 2 or abs(len(audio) - want) > 1:
-            raise ValueError(f"audio track has shape {list(audio.shape)}; expected "
-                             f"[{want}, channels] for {n} frames at {fps:g} fps")
+    _check_request(path, n, fps, audio, audio_sr)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=n, desc=desc, unit="frame")
-    buf = frames.frame(0)
-    drawn = [-1]
-
-    def make_frame(t: float) -> np.ndarray:
-        i = min(int(round(t * fps)), n - 1)
-        if i != drawn[0]:
-            frames.frame(i, out=buf)
-            drawn[0] = i
-            if bar is not None and i > 0:
-                bar.update()
-        return buf
-
-    clip = VideoClip(frame_function=make_frame, duration=_exact_duration(n, fps))
+    clip = VideoClip(frame_function=_frame_function(frames, fps, bar),
+                     duration=_exact_duration(n, fps))
     if audio is not None:
         clip = clip.with_audio(AudioArrayClip(audio.astype(np.float32), fps=audio_sr))
     try:
@@ -220,7 +234,7 @@ def audio_seconds(path: str | Path, sr: int = AUDIO_SR) -> float:
          "-f", "s16le", "-ac", "1", "-ar", str(sr), "-"],
         capture_output=True)
     if r.returncode != 0:
-        raise ValueError(f"{path}: cannot decode its audio "
+        raise InputError(f"{path}: cannot decode its audio "
                          f"({r.stderr.decode(errors='replace').strip()[-300:]})")
     return len(r.stdout) / 2 / sr
 
@@ -259,10 +273,10 @@ def video_facts(path: str | Path, min_skeleton_px: int = 30, still_level: float 
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such video")
+        raise MissingInput(f"{path}: no such video")
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
-        raise ValueError(f"{path}: not a readable video")
+        raise InputError(f"{path}: not a readable video")
     try:
         fps = float(cap.get(cv2.CAP_PROP_FPS))
         width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
@@ -318,13 +332,11 @@ class OutputCheck:
 
     @property
     def bound(self) -> str:
-        if self.value_set:
-            return f"in {{{', '.join(map(str, self.value_set))}}}"
-        if self.min_value is not None and self.max_value is not None:
-            if self.min_value == self.max_value:
-                return f"== {self.min_value:g}"
-            return f"[{self.min_value:g}, {self.max_value:g}]"
-        return f">= {self.min_value:g}" if self.min_value is not None else f"<= {self.max_value:g}"
+        from melodance.validate.gx import bound_text
+
+        if self.min_value is not None and self.min_value == self.max_value and not self.value_set:
+            return f"== {self.min_value:g}"
+        return bound_text(self.min_value, self.max_value, self.value_set)
 
     def passes(self, value) -> bool:
         if value is None or (isinstance(value, float) and not math.isfinite(value)):

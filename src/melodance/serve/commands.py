@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from melodance import options
+from melodance.errors import InputError
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -19,10 +22,10 @@ def register(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--train", default="outputs/train", help="train stage output folder")
-    p.add_argument("--features", default="outputs/features", help="feature stage output folder")
-    p.add_argument("--params", default="params.yaml", help="params file (sections register, evaluate; "
-                   "register.always: register a model that is not better, too)")
-    p.add_argument("--out", default="outputs/register", help="output folder")
+    options.add_features(p)
+    options.add_params(p, "register", "evaluate",
+                       note="register.always: register a model that is not better, too")
+    options.add_out(p, "register")
     p.set_defaults(func=_register)
 
     p = sub.add_parser("promote", help="make a registered version the champion (no metric check)",
@@ -46,8 +49,9 @@ def register(sub) -> None:
         "default loopback --host unless the network in front of it is trusted.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", default="models:/melodance@champion",
-                   help="MLflow model URI (trusted input: it is loaded as given)")
+    p.add_argument("--model", default=None,
+                   help="MLflow model URI (default: the registry's champion; trusted input: it is "
+                   "loaded as given)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (loopback: this machine only; another address: a "
                    "warning, and anyone who can reach the port can use the model)")
@@ -58,12 +62,13 @@ def register(sub) -> None:
 def _register(args) -> int:
     from pathlib import Path
 
-    from melodance import io, tracking
+    from melodance import io
     from melodance.evaluate.config import EvaluateConfig
     from melodance.features.pipeline import load_features
     from melodance.models.bundle import DanceBundle
     from melodance.params import load_section
-    from melodance.serve.registry import RegisterConfig, gate_scores
+    from melodance.serve import registry
+    from melodance.serve.gate import RegisterConfig, gate_scores
     from melodance.serve.registry import register as do_register
     from melodance.train.stage import check_outputs
 
@@ -71,9 +76,9 @@ def _register(args) -> int:
     # model.pt, metrics.json and run.json must come from one training, and the
     # MLflow run must have logged that very model.pt.
     run, metrics = check_outputs(train)
-    logged = tracking.client().get_run(run["run_id"]).data.tags.get("melodance.sha256.model.pt")
+    logged = registry.client().get_run(run["run_id"]).data.tags.get("melodance.sha256.model.pt")
     if logged != run["sha256"]["model.pt"]:
-        raise ValueError(f"{train / 'model.pt'}: MLflow run {run['run_id']} logged another model "
+        raise InputError(f"{train / 'model.pt'}: MLflow run {run['run_id']} logged another model "
                          "(its sha256 tag differs); run the train stage again")
     cfg = load_section("register", RegisterConfig, args.params)
     gate = gate_scores(load_features(args.features), DanceBundle.load(train / "model.pt"),
@@ -119,8 +124,9 @@ def _rollback(args) -> int:
 
 
 def _serve(args) -> int:
+    from melodance.serve.registry import CHAMPION_URI
     from melodance.serve.server import serve
 
     if not 0 < args.port < 65536:
-        raise ValueError(f"--port must be in 1..65535, got {args.port}")
-    return serve(args.model, args.host, args.port)
+        raise InputError(f"--port must be in 1..65535, got {args.port}")
+    return serve(args.model or CHAMPION_URI, args.host, args.port)

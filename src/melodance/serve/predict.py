@@ -37,6 +37,7 @@ import tempfile
 
 import numpy as np
 
+from melodance.errors import InputError
 from melodance.models.families import check_seed
 
 MAX_DURATION_S = 600.0
@@ -54,7 +55,7 @@ MAX_ABS_ROOT_CM = 1e5
 """Largest root start coordinate, cm (1 km)."""
 
 
-class RequestError(ValueError):
+class RequestError(InputError):
     """The request is malformed; the message says what is wrong (HTTP 400).
 
     Messages name the field and the problem and never quote the request's
@@ -159,14 +160,13 @@ def predict(bundle, req) -> dict:
     numbers: a request that would make the model produce NaN or infinity is
     refused (:class:`RequestError`) rather than answered with invalid JSON.
     """
-    from melodance.features.config import FeaturesConfig
 
     req = normalise_request(req)
     check_fields(req)
     # Cheap checks first: a bad root_start is refused before any audio is decoded.
     root_start = None if req.get("root_start") is None else _root_start(req["root_start"])
     seed = None if req.get("seed") is None else parse_seed(req["seed"], "seed")
-    cfg = FeaturesConfig.model_validate(bundle.features_meta["config"])
+    cfg = bundle.feature_settings
     fps = cfg.fps
     max_frames = int(MAX_DURATION_S * fps)
     if "audio_base64" in req and "music" in req:

@@ -98,3 +98,10 @@ def log_model(bundle_path: Path, name: str = "model"):
             name=name, python_model=str(MODEL_CODE), artifacts={"bundle": str(bundle_path)},
             code_paths=[str(pkg)], pip_requirements=pip_requirements(), signature=signature(),
         )
+
+
+def log_dance_model(bundle_path: str | Path, name: str = "model"):
+    """Log a trained bundle as the run's MLflow pyfunc model (see serve.pyfunc)."""
+    from melodance import tracking
+
+    return tracking.retry(lambda: log_model(Path(bundle_path), name=name))

@@ -314,7 +314,8 @@ def build_app(model_uri: str):
     from mlflow.exceptions import MlflowException
 
     from melodance import tracking
-    from melodance.cli import UserError
+    from melodance.errors import UserError
+    from melodance.serve.registry import CHAMPION_URI
 
     tracking.setup()
     with warnings.catch_warnings():
@@ -325,7 +326,7 @@ def build_app(model_uri: str):
             model = scoring_server.load_model_with_mlflow_config(model_uri)
         except (MlflowException, OSError) as e:
             hint = (" (no champion registered yet: train and `melodance register` a model)"
-                    if model_uri.endswith("@champion") else "")
+                    if model_uri == CHAMPION_URI else "")
             raise UserError(f"{model_uri}: cannot load the model{hint}: "
                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
     return Guard(scoring_server.init(model))

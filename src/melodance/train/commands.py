@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from melodance import options
 from melodance.models.config import FAMILIES, VARIANTS
 
 
@@ -17,10 +18,10 @@ def register(sub) -> None:
         "resumes from its last checkpoint when run again with the same settings.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--features", default="outputs/features", help="feature stage output folder")
-    p.add_argument("--out", default="outputs/train", help="output folder")
-    p.add_argument("--params", default="params.yaml", help="params file (sections model, train)")
-    p.add_argument("--tuned", default="outputs/tune/best_params.json",
+    options.add_features(p)
+    options.add_out(p, "train")
+    options.add_params(p, "model", "train")
+    p.add_argument("--tuned", default=options.TUNED,
                    help="tuned parameters: fill the keys params.yaml sets to auto (train.use_tuned)")
     p.add_argument("--family", default=None, choices=FAMILIES,
                    help="train this family instead of params.yaml's model.family")
@@ -28,7 +29,7 @@ def register(sub) -> None:
                    help="with --family lstm: this variant instead of params.yaml's model.variant")
     p.add_argument("--no-tuned", action="store_true",
                    help="ignore the tuned parameters (train.use_tuned): params.yaml's values")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    options.add_no_progress(p)
     p.set_defaults(func=_train)
 
 

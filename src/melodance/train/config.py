@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from melodance.errors import InputError
 from melodance.params import Section
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -36,7 +37,7 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device is 'cuda' but torch sees no GPU (use auto or cpu)")
+        raise InputError("train.device is 'cuda' but torch sees no GPU (use auto or cpu)")
     return device
 
 
@@ -50,7 +51,7 @@ def apply_overrides(params: dict, model_cfg, train_cfg: TrainConfig):
     for key, value in params.items():
         section, _, name = key.partition(".")
         if section not in over:
-            raise ValueError(f"{key!r} is not a model.*, train.* or features.window setting")
+            raise InputError(f"{key!r} is not a model.*, train.* or features.window setting")
         if section == "model" and "." in name:
             group, _, field = name.partition(".")
             nested.setdefault(group, {})[field] = value
@@ -59,11 +60,11 @@ def apply_overrides(params: dict, model_cfg, train_cfg: TrainConfig):
     for group, values in nested.items():
         base = getattr(model_cfg, group, None)
         if not isinstance(base, dict):
-            raise ValueError(f"model.{group}.* cannot be tuned (model.{group} is not a settings group)")
+            raise InputError(f"model.{group}.* cannot be tuned (model.{group} is not a settings group)")
         over["model"][group] = {**base, **values}
     unknown = set(over["features"]) - {"window"}
     if unknown:
-        raise ValueError(f"features.{unknown.pop()} cannot be tuned (only features.window)")
+        raise InputError(f"features.{unknown.pop()} cannot be tuned (only features.window)")
     m = type(model_cfg).model_validate({**model_cfg.model_dump(), **over["model"]})
     t = TrainConfig.model_validate({**train_cfg.model_dump(), **over["train"]})
     return m, t, over["features"].get("window")

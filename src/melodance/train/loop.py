@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from melodance.errors import InputError
 from melodance.models import ModelConfig, build_model
 from melodance.models.lstm import DanceModel
 from melodance.train.config import TrainConfig
@@ -130,37 +131,11 @@ def fit(fs, model_cfg: ModelConfig, cfg: TrainConfig, *,
     from tqdm import tqdm
 
     torch.set_num_threads(cfg.threads)
-    fcfg = fs.meta["config"]
-    if window is not None and stride is None:  # keep the features' overlap ratio
-        stride = max(1, round(window * fcfg["stride"] / fcfg["window"]))
-    wkw = {"window": window, "stride": stride}
-    streams = ("music", "temporal", "motion")
-    train = to_tensors({k: v for k, v in fs.windows("train", **wkw).items() if k in streams})
-    val = to_tensors({k: v for k, v in fs.windows("val", **wkw).items() if k in streams})
-    if train["music"].shape[0] == 0:
-        raise ValueError("no training windows: sequences shorter than features.window?")
-    if val["music"].shape[0] == 0:
-        raise ValueError("no validation windows: validation sequences shorter than features.window?")
-    val_seqs = []
-    for name in fs.split["val"]:
-        norm = fs.normalized(name)
-        val_seqs.append({"music": norm["music"], "temporal": norm["temporal"],
-                         "motion_raw": fs.sequences[name].motion})
-
+    train, val, val_seqs = _training_data(fs, window, stride)
     dims = (train["music"].shape[-1], train["temporal"].shape[-1], train["motion"].shape[-1])
     model = build_model(model_cfg, *dims, seed=cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    history: list[EpochStats] = []
-    best_val, best_epoch, best_state, bad = float("inf"), 0, None, 0
-    start_epoch = 1
-    if checkpoint_path is not None and Path(checkpoint_path).is_file():
-        ck = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        torch.set_rng_state(ck["torch_rng"])
-        history = [EpochStats(**h) for h in ck["history"]]
-        best_val, best_epoch, best_state, bad = ck["best_val"], ck["best_epoch"], ck["best_state"], ck["bad"]
-        start_epoch = ck["epoch"] + 1
+    history, best_val, best_epoch, best_state, bad, start_epoch = _resume(checkpoint_path, model, opt)
     resumed_from = start_epoch - 1
     if resumed_from == 0:
         torch.manual_seed(cfg.seed)
@@ -169,26 +144,10 @@ def fit(fs, model_cfg: ModelConfig, cfg: TrainConfig, *,
     stopped_early = bool(history) and bad >= cfg.patience
     bar = tqdm(range(start_epoch, cfg.epochs + 1), desc=f"train {model_cfg.variant}",
                unit="epoch", disable=not progress, leave=False)
-    import time
-
     for epoch in bar:
         if stopped_early:
             break
-        model.train()
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(n)
-        tot, t0 = np.zeros(3), time.perf_counter()
-        for s in range(0, n, cfg.batch_size):
-            idx = torch.from_numpy(order[s:s + cfg.batch_size])
-            batch = {k: v[idx] for k, v in train.items()}
-            loss, motion, recon = batch_loss(model, batch, cfg.recon_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            tot += np.array([loss.item(), motion.item(), recon.item()]) * len(idx)
-        elapsed = time.perf_counter() - t0
-        tr = tot / n
+        tr, elapsed = _train_epoch(model, opt, train, cfg, epoch)
         va = evaluate_windows(model, val, 256, cfg.recon_weight)
         ml_sum, ml_frame = metric_loss_on_sequences(model, val_seqs, fs.normalizers["motion"])
         stats = EpochStats(epoch, *map(float, tr), *map(float, va), float(ml_sum), float(ml_frame),
@@ -212,6 +171,64 @@ def fit(fs, model_cfg: ModelConfig, cfg: TrainConfig, *,
         model.load_state_dict(best_state)
     model.eval()
     return TrainResult(model, history, best_epoch, stopped_early, resumed_from)
+
+
+def _training_data(fs, window: int | None, stride: int | None) -> tuple[dict, dict, list[dict]]:
+    """Training and validation windows as tensors, and the whole validation sequences
+    (normalised music and temporal indexes, raw motion) for the per-epoch metric_loss."""
+    fcfg = fs.settings
+    if window is not None and stride is None:  # keep the features' overlap ratio
+        stride = max(1, round(window * fcfg.stride / fcfg.window))
+    wkw = {"window": window, "stride": stride}
+    streams = ("music", "temporal", "motion")
+    train = to_tensors({k: v for k, v in fs.windows("train", **wkw).items() if k in streams})
+    val = to_tensors({k: v for k, v in fs.windows("val", **wkw).items() if k in streams})
+    if train["music"].shape[0] == 0:
+        raise InputError("no training windows: sequences shorter than features.window?")
+    if val["music"].shape[0] == 0:
+        raise InputError("no validation windows: validation sequences shorter than features.window?")
+    val_seqs = []
+    for name in fs.split["val"]:
+        norm = fs.normalized(name)
+        val_seqs.append({"music": norm["music"], "temporal": norm["temporal"],
+                         "motion_raw": fs.sequences[name].motion})
+    return train, val, val_seqs
+
+
+def _resume(checkpoint_path: Path | None, model, opt) -> tuple[list[EpochStats], float, int, dict | None,
+                                                              int, int]:
+    """(history, best_val, best_epoch, best_state, bad epochs, first epoch to run): from the
+    checkpoint when there is one (model, optimizer and torch RNG restored in place)."""
+    if checkpoint_path is None or not Path(checkpoint_path).is_file():
+        return [], float("inf"), 0, None, 0, 1
+    ck = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    torch.set_rng_state(ck["torch_rng"])
+    return ([EpochStats(**h) for h in ck["history"]], ck["best_val"], ck["best_epoch"],
+            ck["best_state"], ck["bad"], ck["epoch"] + 1)
+
+
+def _train_epoch(model, opt, train: dict, cfg: TrainConfig, epoch: int) -> tuple[np.ndarray, float]:
+    """One pass over the training windows in the epoch's seeded order; returns the mean
+    (loss, motion loss, reconstruction loss) per window and the seconds it took."""
+    import time
+
+    model.train()
+    n = train["music"].shape[0]
+    order = np.random.default_rng([cfg.seed, epoch]).permutation(n)
+    tot, t0 = np.zeros(3), time.perf_counter()
+    for s in range(0, n, cfg.batch_size):
+        idx = torch.from_numpy(order[s:s + cfg.batch_size])
+        batch = {k: v[idx] for k, v in train.items()}
+        loss, motion, recon = batch_loss(model, batch, cfg.recon_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        tot += np.array([loss.item(), motion.item(), recon.item()]) * len(idx)
+    return tot / n, time.perf_counter() - t0
 
 
 def _save_checkpoint(path, model, opt, epoch, history, best_val, best_epoch, best_state, bad):

@@ -23,6 +23,7 @@ import signal
 from pathlib import Path
 
 from melodance import io, tracking
+from melodance.errors import InputError, MissingInput
 from melodance.models import ModelConfig
 from melodance.train.config import TrainConfig
 from melodance.train.loop import EpochStats, TrainResult, config_key, fit
@@ -150,7 +151,9 @@ def write_outputs(out_dir: Path, run, bundle, metrics: dict, history_text: str, 
         tracking.log_artifact(tmp / "history.csv")
         tracking.log_artifact(tmp / "metrics.json")
         if log_model:
-            tracking.log_dance_model(tmp / "model.pt")
+            from melodance.serve.pyfunc import log_dance_model
+
+            log_dance_model(tmp / "model.pt")
         _fault("logged")
         hashes = {name: io.sha256_file(tmp / name) for name in OUTPUT_FILES}
         tracking.set_tags({f"melodance.sha256.{name}": h for name, h in hashes.items()})
@@ -199,21 +202,21 @@ def check_outputs(train_dir: str | Path) -> tuple[dict, dict]:
     train_dir = Path(train_dir)
     for name in ("run.json", "metrics.json", "model.pt"):
         if not (train_dir / name).is_file():
-            raise FileNotFoundError(f"{train_dir / name}: missing (run the train stage first)")
+            raise MissingInput(f"{train_dir / name}: missing (run the train stage first)")
     try:
         run = json.loads((train_dir / "run.json").read_text())
         metrics = json.loads((train_dir / "metrics.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{train_dir}: run.json or metrics.json is not valid JSON ({e})") from e
+        raise InputError(f"{train_dir}: run.json or metrics.json is not valid JSON ({e})") from e
     if not isinstance(run, dict) or not isinstance(run.get("run_id"), str):
-        raise ValueError(f"{train_dir / 'run.json'}: no run_id")
+        raise InputError(f"{train_dir / 'run.json'}: no run_id")
     hashes = run.get("sha256")
     if not isinstance(hashes, dict):
-        raise ValueError(f"{train_dir / 'run.json'}: records no sha256 of the outputs (written "
+        raise InputError(f"{train_dir / 'run.json'}: records no sha256 of the outputs (written "
                          "by an older melodance); run the train stage again")
     for name in ("model.pt", "metrics.json"):
         if io.sha256_file(train_dir / name) != hashes.get(name):
-            raise ValueError(f"{train_dir / name}: does not belong to run {run['run_id']} (its "
+            raise InputError(f"{train_dir / name}: does not belong to run {run['run_id']} (its "
                              "content differs from what the run recorded): the folder mixes two "
                              "trainings; run the train stage again")
     return run, metrics
@@ -256,7 +259,7 @@ def resolve_configs(params_path, tuned_path: Path | None = None, use_tuned: bool
     if not cfg.use_tuned or not auto:
         return model_cfg, cfg, window, {}
     if tuned_path is None or not Path(tuned_path).is_file():
-        raise FileNotFoundError(f"{tuned_path}: params.yaml sets {', '.join(sorted(auto))} to auto "
+        raise MissingInput(f"{tuned_path}: params.yaml sets {', '.join(sorted(auto))} to auto "
                                 "and train.use_tuned is true, but there are no tuned parameters "
                                 "(run the tune stage, or set those keys to values)")
     best = json.loads(Path(tuned_path).read_text()).get("params", {})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from melodance import options
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -16,9 +18,9 @@ def register(sub) -> None:
         "Writes the best parameters for the train stage (train.use_tuned).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--features", default="outputs/features", help="feature stage output folder")
-    p.add_argument("--out", default="outputs/tune", help="output folder (best_params.json, plots)")
-    p.add_argument("--params", default="params.yaml", help="params file (sections tune, model, train)")
+    options.add_features(p)
+    options.add_out(p, "tune", help="output folder (best_params.json, plots)")
+    options.add_params(p, "tune", "model", "train")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes on this machine (default: tune.workers)")
     p.set_defaults(func=_tune)

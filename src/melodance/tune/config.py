@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
+from melodance.errors import InputError
 from melodance.params import Section
 
 
@@ -21,9 +22,9 @@ class Dim(Section):
     @model_validator(mode="after")
     def _check(self):
         if self.choices is None and (self.low is None or self.high is None):
-            raise ValueError("a search dimension needs choices, or low and high")
+            raise InputError("a search dimension needs choices, or low and high")
         if self.choices is None and self.low > self.high:
-            raise ValueError(f"low {self.low} > high {self.high}")
+            raise InputError(f"low {self.low} > high {self.high}")
         return self
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from melodance import tracking
+from melodance.errors import InputError
 from melodance.models import BASELINES, ModelConfig
 from melodance.train.config import TrainConfig, apply_overrides
 from melodance.tune.config import Dim, TuneConfig
@@ -246,7 +247,7 @@ def _vqgpt_objective(setup: Setup, cfg: TuneConfig, base_model: ModelConfig,
             finally:
                 tracking.log_history(curve)
             if best[0] == float("inf"):
-                raise ValueError("no validation token loss: validation songs shorter than the "
+                raise InputError("no validation token loss: validation songs shorter than the "
                                  "GPT's training window, or fewer than 50 GPT steps")
             tracking.log_metrics({"best_val_loss": best[0]})
         return best[0]

@@ -34,10 +34,15 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from melodance import FPS
+from melodance.errors import InputError
+
+if TYPE_CHECKING:
+    from melodance.evaluate.config import EvaluateConfig
 
 KEEP_JOBS = 8
 """Finished jobs kept (with their files) before the oldest are deleted."""
@@ -55,7 +60,7 @@ DEFAULT_MODEL = "default"
 """The model id of the default model (``--model``, else the registry's champion)."""
 
 
-class UiError(ValueError):
+class UiError(InputError):
     """An error the page shows to the user as it is (bad input, no such sequence, no model)."""
 
 
@@ -135,7 +140,7 @@ def motion_payload(joints: np.ndarray, root: np.ndarray) -> list:
 
 def sequence_metrics(gen_joints: np.ndarray, gen_root: np.ndarray, gt_joints: np.ndarray,
                      gt_root: np.ndarray, music_beats_s: np.ndarray, fps: float,
-                     bas_sigma_s: float = 0.05, kin_smooth_s: float = 5 / 60) -> dict:
+                     cfg: EvaluateConfig | None = None) -> dict:
     """The metrics of one generated dance beside its ground truth (same music, same frames).
 
     Args:
@@ -143,7 +148,7 @@ def sequence_metrics(gen_joints: np.ndarray, gen_root: np.ndarray, gt_joints: np
         gen_root, gt_root: [T, 3] world root, cm.
         music_beats_s: beat times of the music span, seconds from frame 0.
         fps: frames per second.
-        bas_sigma_s, kin_smooth_s: beat alignment settings (the evaluate stage's defaults).
+        cfg: the beat alignment settings (default: the ``evaluate`` section's defaults).
 
     Returns:
         ``{"generated": {...}, "ground_truth": {...}, "kinetic_term": float}``: per dance
@@ -155,17 +160,17 @@ def sequence_metrics(gen_joints: np.ndarray, gen_root: np.ndarray, gt_joints: np
         covariance term). ``metric_loss_per_frame_cm``: the paper's metric loss per frame
         (pose-vector distance of the root-relative joints, cm).
     """
-    from melodance.evaluate import beats as B
     from melodance.evaluate import metrics as M
-    from melodance.evaluate.stage import clips
+    from melodance.evaluate.config import EvaluateConfig
+    from melodance.evaluate.scoring import beat_alignment, clips
 
+    cfg = cfg or EvaluateConfig()
     gen_world = gen_joints + gen_root[:, None]
     gt_world = gt_joints + gt_root[:, None]
     out: dict = {}
     for key, world in (("generated", gen_world), ("ground_truth", gt_world)):
-        kin = B.kinematic_beat_times(world, fps, smooth_s=kin_smooth_s)
-        m = {"bas_music": B.bas_music(music_beats_s, kin, sigma_s=bas_sigma_s),
-             "bas_motion": B.bas_motion(music_beats_s, kin, sigma_s=bas_sigma_s),
+        bas_music, bas_motion = beat_alignment(music_beats_s, world, fps, cfg)
+        m = {"bas_music": bas_music, "bas_motion": bas_motion,
              **M.foot_skating(world, fps), "jitter": M.jitter(world, fps)}
         out[key] = {k: _finite(v) for k, v in m.items()}
     clip = int(round(KIN_CLIP_S * fps))
@@ -271,7 +276,7 @@ class UiApp:
         return {"default": DEFAULT_MODEL, "choices": choices, "note": note}
 
     def _default_label(self) -> str:
-        from melodance.render.dance import CHAMPION_URI
+        from melodance.serve.registry import CHAMPION_URI
 
         if self.default_model is None:
             return CHAMPION_URI.removeprefix("models:/")
@@ -281,11 +286,11 @@ class UiApp:
     @staticmethod
     def _registry() -> list[dict]:
         """The registered versions with their aliases (a version search leaves them out)."""
-        from melodance import tracking
+        from melodance.serve import registry
 
-        versions = tracking.model_versions()
+        versions = registry.model_versions()
         if versions:
-            aliases = dict(tracking.client().get_registered_model(tracking.REGISTERED_MODEL)
+            aliases = dict(registry.client().get_registered_model(registry.REGISTERED_MODEL)
                            .aliases or {})
             for v in versions:
                 v["aliases"] = sorted({*v["aliases"],
@@ -294,17 +299,17 @@ class UiApp:
 
     def resolve_model(self, model_id) -> tuple[tuple, str | None]:
         """A request's ``model`` (an id listed by :meth:`models`; None or "" = the default)
-        -> (cache key, what :func:`~melodance.render.dance.load_bundle` loads).
+        -> (cache key, what :func:`~melodance.serve.registry.load_bundle` loads).
 
         Anything else is refused: a request never names a file or a URI.
         """
-        from melodance import tracking
+        from melodance.serve import registry
 
         if model_id is None or model_id == "" or model_id == DEFAULT_MODEL:
             if self.default_model is not None:
                 return ("default",), str(self.default_model)
             try:
-                version = tracking.champion_version()
+                version = registry.champion_version()
             except Exception:  # registry unreachable: load_bundle says so in words
                 version = None
             return ("champion", version), None
@@ -318,11 +323,11 @@ class UiApp:
             raise UiError("model: the model registry is not readable") from e
         for v in versions:
             if model_id == f"v{v['version']}":
-                uri = f"models:/{tracking.REGISTERED_MODEL}/{v['version']}"
+                uri = f"models:/{registry.REGISTERED_MODEL}/{v['version']}"
                 return (uri,), uri
             if model_id.startswith("@") and model_id[1:] in v["aliases"]:
-                return ((f"models:/{tracking.REGISTERED_MODEL}{model_id}", v["version"]),
-                        f"models:/{tracking.REGISTERED_MODEL}{model_id}")
+                return ((f"models:/{registry.REGISTERED_MODEL}{model_id}", v["version"]),
+                        f"models:/{registry.REGISTERED_MODEL}{model_id}")
         raise UiError(f"model: no model {model_id} in the registry (choose one listed by "
                       "/api/models)")
 
@@ -349,8 +354,8 @@ class UiApp:
     def bundle(self, model_id: str | None):
         """The loaded model a request chose (see :meth:`resolve_model`) and its label; the
         last ``MODEL_CACHE`` models stay loaded."""
-        from melodance.cli import UserError
-        from melodance.render.dance import load_bundle
+        from melodance.errors import UserError
+        from melodance.serve.registry import load_bundle
 
         key, source = self.resolve_model(model_id)
         with self._model_lock:
@@ -482,7 +487,6 @@ class UiApp:
     def _compare(self, job: Job, name: str, model: str | None, start_s: float,
                  duration_s: float, seed: int = 0) -> dict:
         from melodance.data.layout import read_sequence
-        from melodance.features.config import FeaturesConfig
         from melodance.features.music import song_features
         from melodance.serve.predict import predict
 
@@ -499,7 +503,7 @@ class UiApp:
         gt_j, gt_r = seq.joints[first:first + n], seq.root[first:first + n]
         song_start = seq.start_s + first / fps
         job.step = "extracting the music features"
-        cfg = FeaturesConfig.model_validate(bundle.features_meta["config"])
+        cfg = bundle.feature_settings
         feats = song_features(seq.audio_path, song_start, n, cfg)
         job.step = "generating the dance"
         # The sequence's root start, so both dancers begin on the same spot of the floor.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from melodance.errors import InputError
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -27,7 +29,7 @@ def register(sub) -> None:
                    "variable MELODANCE_UI_TOKEN: a command line is visible to other users")
     p.add_argument("--model", default=None,
                    help="default model: a models:/ or runs:/ URI, or a model.pt bundle "
-                   "(default: models:/melodance@champion). Trusted input: give only a file or "
+                   "(default: the registry's champion). Trusted input: give only a file or "
                    "a tracking server you trust (a bundle holds only tensors and data and is "
                    "read with torch.load(weights_only=True))")
     p.add_argument("--data", default="data", help="dataset folder for the Compare view")
@@ -62,7 +64,7 @@ def _ui(args) -> int:
     except (OSError, ValueError) as e:
         app.close()
         why = e.strerror if isinstance(e, OSError) and e.strerror else e
-        raise ValueError(f"cannot listen on {args.host}:{args.port}: {why}") from e
+        raise InputError(f"cannot listen on {args.host}:{args.port}: {why}") from e
 
     def stop(signum, frame):
         raise Terminated  # serve_forever leaves through the finally below (exit 143)

@@ -41,6 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from melodance.errors import InputError
 from melodance.serve.predict import MAX_AUDIO_BYTES
 from melodance.ui.app import Busy, UiApp, UiError, redact
 
@@ -383,13 +384,13 @@ def make_server(app: UiApp, host: str = "127.0.0.1", port: int = 5050, quiet: bo
     """
     if token is not None and (len(token) < 16 or not token.isascii() or not token.isprintable()
                               or any(c in token for c in " ;,\"\\")):
-        raise ValueError("the token must be at least 16 printable ASCII characters without "
+        raise InputError("the token must be at least 16 printable ASCII characters without "
                          "spaces, quotes, commas, semicolons or backslashes")
     if is_loopback(host):
         allowed: frozenset[str] | None = LOOPBACK_NAMES | {host.lower().strip("[]")}
     else:
         if token is None:
-            raise ValueError(f"listening on {host} (not loopback) needs a token")
+            raise InputError(f"listening on {host} (not loopback) needs a token")
         allowed = None if host in WILDCARD_HOSTS else LOOPBACK_NAMES | {host.lower().strip("[]")}
     attrs = {"app": app, "quiet": quiet, "allowed_hosts": allowed, "token": token,
              "uploads": threading.BoundedSemaphore(MAX_UPLOADS)}

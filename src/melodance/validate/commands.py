@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from melodance import options
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -18,15 +20,14 @@ def register(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("path", nargs="?", default="data", help="dataset folder (DANCE_*/ inside)")
-    p.add_argument("--out", default="outputs/validate", help="output folder")
-    p.add_argument("--params", default="params.yaml", help="params file (section validate)")
+    options.add_out(p, "validate")
+    options.add_params(p, "validate")
     p.add_argument("--on-failure", choices=("stop", "quarantine"), default=None,
                    help="override validate.on_failure from the params file")
     p.add_argument("--workers", type=int, default=None,
                    help="processes measuring sequences in parallel (default: up to 2)")
     p.add_argument("--no-docs", action="store_true", help="skip the Data Docs (HTML)")
-    p.add_argument("--no-mlflow", action="store_true",
-                   help="do not log to MLflow (quick checks of any folder)")
+    options.add_no_mlflow(p, help="do not log to MLflow (quick checks of any folder)")
     p.set_defaults(func=_validate)
 
 

@@ -18,6 +18,15 @@ from pathlib import Path
 from typing import Any
 
 
+def bound_text(min_value: float | None, max_value: float | None, value_set: tuple = ()) -> str:
+    """A check's accepted values in words: ``in {a, b}``, ``[lo, hi]``, ``>= lo``, ``<= hi``."""
+    if value_set:
+        return f"in {{{', '.join(map(str, value_set))}}}"
+    if min_value is not None and max_value is not None:
+        return f"[{min_value:g}, {max_value:g}]"
+    return f">= {min_value:g}" if min_value is not None else f"<= {max_value:g}"
+
+
 def plain(v):
     """numpy scalars -> Python, NaN -> None, for JSON."""
     if hasattr(v, "item"):

@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 
 from melodance.data.layout import sequence_dirs
+from melodance.errors import InputError
 from melodance.io import write_json, write_text
 from melodance.validate.config import ValidateConfig
 from melodance.validate.facts import measure_sequence
@@ -36,7 +37,7 @@ FACTS = "facts.csv"
 DOCS = "data_docs"
 
 
-class ValidationFailed(ValueError):
+class ValidationFailed(InputError):
     """Sequences failed validation and ``on_failure`` is ``stop``."""
 
     def __init__(self, message: str, report: ValidationReport):

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from melodance.errors import InputError
 from melodance.validate.config import ValidateConfig
+from melodance.validate.gx import bound_text, run_gx_suite
 from melodance.validate.gx import plain as _plain
-from melodance.validate.gx import run_gx_suite
 
 SUITE_NAME = "melodance_sequence_facts"
 KEY = "sequence"
@@ -46,17 +47,11 @@ class Check:
     def bound(self) -> str:
         if self.kind == "true":
             return "true"
-        if self.kind == "in_set":
-            return f"in {{{', '.join(map(str, self.value_set))}}}"
         if self.kind == "equal":
             return f"{self.columns[0]} == {self.columns[1]}"
         if self.kind == "greater":
             return f"{self.columns[0]} > {self.columns[1]}"
-        if self.min_value is not None and self.max_value is not None:
-            return f"[{self.min_value:g}, {self.max_value:g}]"
-        if self.min_value is not None:
-            return f">= {self.min_value:g}"
-        return f"<= {self.max_value:g}"
+        return bound_text(self.min_value, self.max_value, self.value_set)
 
     def expectation(self):
         import great_expectations as gx
@@ -181,7 +176,7 @@ def run_suite(table, cfg: ValidateConfig, docs_dir: str | Path | None = None) ->
     by_name = {c.name: c for c in all_checks}
     missing = sorted({col for c in all_checks for col in c.columns} - set(table.columns))
     if missing:
-        raise ValueError(f"facts table lacks column(s) {', '.join(missing)}")
+        raise InputError(f"facts table lacks column(s) {', '.join(missing)}")
 
     run = run_gx_suite(table, [c.expectation() for c in all_checks], name="melodance_validate",
                        key=KEY, docs_dir=docs_dir)

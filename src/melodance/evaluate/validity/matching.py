@@ -38,7 +38,8 @@ import numpy as np
 from pydantic import Field
 
 from melodance.data.skeleton import FOOT_JOINTS, N_JOINTS
-from melodance.evaluate.validity import MusicInfo, ScoreFn
+from melodance.errors import InputError
+from melodance.evaluate.validity.music import MusicInfo, ScoreFn
 from melodance.params import Section
 
 STAGE = "matching"
@@ -209,7 +210,7 @@ class MatchingModel:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - torch raises several types for bad files
-            raise ValueError(f"{path}: not a matching model ({e})") from e
+            raise InputError(f"{path}: not a matching model ({e})") from e
         norm = {k: np.asarray(v, np.float32) for k, v in state["norm"].items()}
         m = cls(MatchingConfig(**state["config"]), state["fps"], state["motion_dim"],
                 state["music_dim"], norm)
@@ -226,7 +227,7 @@ def matching_score(model: MatchingModel) -> ScoreFn:
 
     def score(joints_world: np.ndarray, fps: float, music: MusicInfo) -> float:
         if abs(fps - model.fps) > 1e-6 or abs(music.fps - model.fps) > 1e-6:
-            raise ValueError(f"matching model trained at {model.fps} fps, got motion at {fps}, "
+            raise InputError(f"matching model trained at {model.fps} fps, got motion at {fps}, "
                              f"music at {music.fps}")
         sims = model.similarities(motion_inputs(joints_world, fps), music_inputs(music))
         return float(sims.mean()) if sims.size else float("nan")
@@ -257,7 +258,7 @@ class _Windows:
         self.lengths = np.array([min(len(a), len(b)) for a, b in zip(motions, musics, strict=True)])
         n_win = np.maximum(self.lengths - window + 1, 0)
         if n_win.sum() == 0:
-            raise ValueError(f"no sequence is {window} frames long")
+            raise InputError(f"no sequence is {window} frames long")
         self.p = n_win / n_win.sum()
 
     def sample(self, rng: np.random.Generator, batch: int):

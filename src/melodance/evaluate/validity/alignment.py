@@ -1,10 +1,10 @@
 """Analytic music-motion alignment measures, all ``score(joints_world, fps, music) -> float``.
 
 Each takes a dance ``[T, J, 3]`` (world joint positions, cm) at ``fps`` and
-its music as a :class:`~melodance.evaluate.validity.MusicInfo` on the same
+its music as a :class:`~melodance.evaluate.validity.music.MusicInfo` on the same
 clock, and returns one number; higher means "fits the music better". All
 durations are in seconds. Whether a measure carries any information on a
-data set is decided by :mod:`melodance.evaluate.validity`, not assumed:
+data set is decided by :mod:`melodance.evaluate.validity.core`, not assumed:
 ``docs/metrics-validity.md`` has the verdicts on the real data.
 
 - :func:`bas_music_score`, :func:`bas_motion_score`: the two beat alignment
@@ -28,7 +28,7 @@ from scipy.signal import coherence
 from melodance.data.skeleton import FOOT_JOINTS
 from melodance.evaluate import beats as B
 from melodance.evaluate.metrics import _check_fps, _check_joints
-from melodance.evaluate.validity import MusicInfo
+from melodance.evaluate.validity.music import MusicInfo
 
 COHERENCE_SEGMENT_S = 5.12
 """Welch segment of :func:`onset_foot_coherence`, seconds (128 frames at 25 fps)."""

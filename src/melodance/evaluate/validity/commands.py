@@ -6,6 +6,8 @@ import argparse
 import shlex
 import sys
 
+from melodance.errors import MissingInput
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -36,7 +38,7 @@ def _validity(args) -> int:
     from pathlib import Path
 
     from melodance import io
-    from melodance.evaluate.validity_report import (
+    from melodance.evaluate.validity.report import (
         ValidityConfig,
         corpus_validity,
         finite_json,
@@ -61,7 +63,7 @@ def _validity(args) -> int:
     fcfg = FeaturesConfig.model_validate(feats)
     data = Path(args.data)
     if not data.is_dir():
-        raise FileNotFoundError(f"{data}: no such corpus folder")
+        raise MissingInput(f"{data}: no such corpus folder")
     results_dir = Path(args.results)
     results_dir.mkdir(parents=True, exist_ok=True)
 
