@@ -47,7 +47,7 @@ def test_champion_moves_only_to_a_better_model(trained):
     assert better.promoted and tracking.champion_version() == better.version
     tags = tracking.model_version_tags(better.version)
     assert tags["data_hash"] and tags["git_commit"] and "metric.gate_score" in tags
-    assert "metric.val_metric_loss_per_frame" in tags  # reported, not decisive
+    assert "metric.best_val_metric_loss_per_frame" in tags  # reported, not decisive
     assert rollback() == first.version
     assert tracking.champion_version() == first.version
     promote(worse.version)
