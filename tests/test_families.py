@@ -86,8 +86,11 @@ def test_train_stage_writes_one_unit_and_logs_both_phases(vqgpt_train):
     from melodance.train.stage import check_outputs
 
     out, metrics, _ = vqgpt_train
-    run, on_disk = check_outputs(out)  # sha256 of model.pt and metrics.json match run.json
-    assert on_disk == json.loads((out / "metrics.json").read_text())
+    run, on_disk = check_outputs(out)  # sha256 of model.pt, metrics.json, summary.json match run.json
+    assert on_disk == json.loads((out / "summary.json").read_text()) == metrics
+    headline = json.loads((out / "metrics.json").read_text())  # DVC's: the headline figures only
+    assert "val_speed_ratio" in headline and set(headline) <= {"gpt_best_val_loss", "val_speed_ratio"}
+    assert headline.items() <= metrics.items()
     assert metrics["vq_steps"] >= 1 and metrics["gpt_steps"] >= 1
     assert 0 < metrics["val_speed_ratio"] < 50 and 0 <= metrics["val_still_fraction"] <= 1
     header = (out / "history.csv").read_text().splitlines()[0]

@@ -182,7 +182,7 @@ def test_retrieval_trains_logs_and_serves_as_a_model(tiny_features, mlflow_store
     metrics = run_training(tiny_features, out, ModelConfig(variant="retrieval"), TrainConfig(),
                            progress=False)
     assert metrics["fit_s"] < 60 and metrics["database_beats"] > 0
-    for name in ("model.pt", "metrics.json", "history.csv", "loss_curves.png", "run.json"):
+    for name in ("model.pt", "metrics.json", "summary.json", "history.csv", "loss_curves.png", "run.json"):
         assert (out / name).is_file(), name
     run_id = json.loads((out / "run.json").read_text())["run_id"]
     served = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")

@@ -46,7 +46,7 @@ def test_champion_moves_only_to_a_better_model(trained):
     assert better.promoted and champion_version() == better.version
     tags = model_version_tags(better.version)
     assert tags["data_hash"] and tags["git_commit"] and "metric.gate_score" in tags
-    assert "metric.val_metric_loss_per_frame" in tags  # reported, not decisive
+    assert "metric.best_val_metric_loss_per_frame" in tags  # reported, not decisive
     assert rollback() == first.version
     assert champion_version() == first.version
     promote(worse.version)

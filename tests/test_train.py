@@ -63,9 +63,10 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path, tiny_features, mlflow_s
     again = subprocess.run(_train_cmd(tiny_features, killed / "out"), cwd=killed, env=env,
                            capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
-    a = json.loads((straight / "out" / "metrics.json").read_text())
-    b = json.loads((killed / "out" / "metrics.json").read_text())
-    assert a == b
+    for name in ("metrics.json", "summary.json"):
+        a = json.loads((straight / "out" / name).read_text())
+        b = json.loads((killed / "out" / name).read_text())
+        assert a == b, name
     assert not list(ckpt_dir.glob("train-*.pt"))  # checkpoint removed after success
 
     client = MlflowClient(mlflow_store)
@@ -150,7 +151,7 @@ def test_autoencoder_beats_the_mean_pose_on_the_embedded_corpus(demo_features):
     assert model < 0.9 * baseline
 
 
-FAULT_POINTS = ("model.pt", "metrics.json", "history.csv", "loss_curves.png", "logged",
+FAULT_POINTS = ("model.pt", "metrics.json", "summary.json", "history.csv", "loss_curves.png", "logged",
                 "run.json", "swapped")
 
 
@@ -203,5 +204,10 @@ def test_killed_train_never_leaves_outputs_mixed(tmp_path, tiny_features, mlflow
                  "--out", str(tmp_path / "reg")]) == 1
     assert "metrics.json: does not belong to run" in capsys.readouterr().err
     (out / "metrics.json").write_bytes(new["metrics.json"])
+    (out / "summary.json").write_bytes(old["summary.json"])
+    assert main(["register", "--train", str(out), "--features", str(tiny_features),
+                 "--out", str(tmp_path / "reg")]) == 1
+    assert "summary.json: does not belong to run" in capsys.readouterr().err
+    (out / "summary.json").write_bytes(new["summary.json"])
     assert main(["register", "--train", str(out), "--features", str(tiny_features),
                  "--out", str(tmp_path / "reg")]) == 0

@@ -29,7 +29,6 @@ def register(sub) -> None:
 
 
 def _evaluate(args) -> int:
-    import json
     from pathlib import Path
 
     from melodance.evaluate.config import EvaluateConfig
@@ -39,10 +38,26 @@ def _evaluate(args) -> int:
 
     cfg = load_section("evaluate", EvaluateConfig, args.params)
     gate = load_section("register", RegisterConfig, args.params)
-    run_evaluation(Path(args.features), Path(args.model), Path(args.out), cfg,
-                   log_mlflow=not args.no_mlflow, gate=gate,
-                   seed_model=Path(args.seed_model) if args.seed_model else None)
-    print((Path(args.out) / "table.md").read_text(), end="")
-    print(json.dumps({"gate": json.loads((Path(args.out) / "metrics.json").read_text()).get("gate")},
-                     indent=1))
+    result = run_evaluation(Path(args.features), Path(args.model), Path(args.out), cfg,
+                            log_mlflow=not args.no_mlflow, gate=gate,
+                            seed_model=Path(args.seed_model) if args.seed_model else None)
+    print(summary_line(result, cfg.split, Path(args.out)))
     return 0
+
+
+def summary_line(result: dict, split: str, out) -> str:
+    """One sentence, as every stage command prints: the model beside the real reference, the
+    gate's verdict, where the table is."""
+    def figs(row: str) -> str:
+        r = result.get(row, {})
+        nan = float("nan")
+        return f"kid_k {r.get('kid_k', nan):.3g}, energy {r.get('motion_energy_ratio', nan):.2f}"
+
+    line = (f"evaluated on the {split} split ({result['real']['n_sequences']} sequences): model "
+            f"{figs('model')}; real reference {figs('real_reference')}")
+    gate = result.get("gate") or {}
+    mine = gate.get("scores", {}).get("model")
+    if mine is not None:
+        verdict = "fails " + "; ".join(mine["failed"]) if mine["failed"] else f"score {mine['score']:.4g}"
+        line += f"; gate ({gate.get('split')} split): {verdict}"
+    return line + f"; every row and figure: {out}/table.md"

@@ -123,7 +123,6 @@ def _dance(args) -> int:
 
 
 def _render(args) -> int:
-    import json
     import sys
     from pathlib import Path
 
@@ -153,5 +152,6 @@ def _render(args) -> int:
     out = Path(args.out or options.OUTPUTS["render"])
     res = render_split(Path(args.features), args.model, Path(args.data), out, cfg,
                        log_mlflow=not args.no_mlflow, progress=not args.no_progress)
-    print(json.dumps({k: res[k] for k in ("split", "model", "n_videos", "n_failed", "seconds")}))
+    print(f"rendered {res['n_videos']} videos ({res['seconds']:.1f} s) of the {res['split']} split "
+          f"with {res['model']}, {res['n_failed']} failing a check: {out}")
     return 0

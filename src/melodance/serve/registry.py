@@ -151,7 +151,7 @@ def register_version(run_id: str, tags: dict[str, str]) -> str:
     variant = run.data.tags.get("melodance.variant", "unknown")
     exp = run.data.tags.get("melodance.dvc_exp")
     tags = {"variant": variant, **({"dvc_exp": exp} if exp else {}), **tags}
-    metric = tags.get("metric.val_metric_loss_per_frame")
+    metric = tags.get("metric.best_val_metric_loss_per_frame", tags.get("metric.val_metric_loss_per_frame"))
     commit = str(tags.get("git_commit", "?"))[:8]
     description = (f"{variant}" + (f", DVC experiment {exp}" if exp else "")
                    + f", trained in run {run.info.run_name or run_id} (git {commit})"

@@ -59,7 +59,7 @@ def _train(args) -> int:
         print(f"fitted {model_cfg.variant} in {metrics['fit_s']:.2f} s, "
               f"val metric_loss {metrics['val_metric_loss_per_frame']:.2f} cm/frame")
         return 0
-    print(f"trained {model_cfg.variant}: best epoch {metrics['best_epoch']}, "
-          f"val_loss {metrics['val_loss']:.4f}, "
-          f"val metric_loss {metrics['val_metric_loss_per_frame']:.2f} cm/frame")
+    print(f"trained {model_cfg.variant}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
+          f"best_val_loss {metrics['best_val_loss']:.4f}, "
+          f"val metric_loss {metrics['best_val_metric_loss_per_frame']:.2f} cm/frame")
     return 0

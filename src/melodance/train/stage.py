@@ -1,7 +1,8 @@
 """The ``train`` stage: fit a model on the features, track it in MLflow, write DVC outputs.
 
 Outputs (``out_dir``): ``model.pt`` (a :class:`~melodance.models.bundle.DanceBundle`),
-``metrics.json`` (DVC metrics), ``history.csv`` (DVC plots: per-epoch curves),
+``metrics.json`` (DVC metrics: the headline, :data:`HEADLINE`), ``summary.json`` (the whole
+summary), ``history.csv`` (per-epoch curves),
 ``loss_curves.png`` and ``run.json`` (the MLflow run id and the sha256 of the
 other files, which the run also carries as tags).
 
@@ -40,17 +41,35 @@ def history_csv(history: list[EpochStats]) -> str:
 
 
 def summary_metrics(result: TrainResult) -> dict:
+    """The training's summary: the kept (best validation loss) epoch's figures, named ``best_*``.
+
+    One name, one meaning: in MLflow ``val_loss`` (and every other ``EpochStats`` figure) is
+    the per-epoch curve, whose last point is the last epoch; the summary of the epoch the
+    bundle keeps is ``best_val_loss`` everywhere (``summary.json``, ``metrics.json``, the
+    bundle, the MLflow run, the registry's ``metric.*`` tags)."""
     best = result.best
     return {
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "stopped_early": result.stopped_early,
-        "train_loss": round(best.train_loss, 6),
-        "val_loss": round(best.val_loss, 6),
-        "val_recon_loss": round(best.val_recon_loss, 6),
-        "val_metric_loss": round(best.val_metric_loss, 3),
-        "val_metric_loss_per_frame": round(best.val_metric_loss_per_frame, 4),
+        "best_train_loss": round(best.train_loss, 6),
+        "best_val_loss": round(best.val_loss, 6),
+        "best_val_recon_loss": round(best.val_recon_loss, 6),
+        "best_val_metric_loss": round(best.val_metric_loss, 3),
+        "best_val_metric_loss_per_frame": round(best.val_metric_loss_per_frame, 4),
     }
+
+
+HEADLINE = ("best_val_loss",                        # lstm: the kept epoch's validation loss
+            "gpt_best_val_loss", "val_speed_ratio",  # vqgpt: token loss, does it move
+            "val_metric_loss_per_frame")             # retrieval (no training curve)
+"""What ``metrics.json`` (``dvc metrics show``, ``dvc exp show``) carries of a training's
+summary, the keys present: one or two headline figures, so two experiments compare on one
+screen. The whole summary: ``summary.json``, the bundle and the MLflow run."""
+
+
+def headline(summary: dict) -> dict:
+    return {k: summary[k] for k in HEADLINE if k in summary}
 
 
 def run_training(features_dir: Path, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig,
@@ -114,8 +133,8 @@ def train_lstm(fs, out_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, *,
         result = fit(fs, model_cfg, cfg, checkpoint_path=ckpt, on_epoch=on_epoch,
                      progress=progress, window=window)
         metrics = summary_metrics(result)
-        tracking.log_metrics({(k if k.startswith("best_") else f"best_{k}"): v
-                              for k, v in metrics.items()
+        # The summary under the names metrics.json and summary.json use (best_*: the kept epoch).
+        tracking.log_metrics({k: v for k, v in metrics.items()
                               if isinstance(v, (int, float)) and not isinstance(v, bool)})
 
         fig = loss_curves(result.history, title=f"{model_cfg.variant}")
@@ -140,8 +159,10 @@ def write_outputs(out_dir: Path, run, bundle, metrics: dict, history_text: str, 
         _carry_foreign_files(out_dir, tmp)
         bundle.save(tmp / "model.pt", extra={"run_id": run_id, "metrics": metrics, **(extra or {})})
         _fault("model.pt")
-        io.write_json(tmp / "metrics.json", metrics)
+        io.write_json(tmp / "metrics.json", headline(metrics))
         _fault("metrics.json")
+        io.write_json(tmp / "summary.json", metrics)
+        _fault("summary.json")
         io.write_text(tmp / "history.csv", history_text)
         _fault("history.csv")
         with io.atomic_path(tmp / "loss_curves.png") as png:
@@ -150,6 +171,7 @@ def write_outputs(out_dir: Path, run, bundle, metrics: dict, history_text: str, 
         tracking.log_figure(fig, "loss_curves.png")
         tracking.log_artifact(tmp / "history.csv")
         tracking.log_artifact(tmp / "metrics.json")
+        tracking.log_artifact(tmp / "summary.json")
         if log_model:
             from melodance.serve.pyfunc import log_dance_model
 
@@ -164,7 +186,7 @@ def write_outputs(out_dir: Path, run, bundle, metrics: dict, history_text: str, 
     _fault("swapped")
 
 
-OUTPUT_FILES = ("model.pt", "metrics.json", "history.csv", "loss_curves.png")
+OUTPUT_FILES = ("model.pt", "metrics.json", "summary.json", "history.csv", "loss_curves.png")
 """The stage's outputs that run.json records by sha256 (run.json itself aside)."""
 FAULT_ENV = "MELODANCE_FAULT_AT"
 
@@ -193,7 +215,8 @@ def _carry_foreign_files(old: Path, new: Path) -> None:
 def check_outputs(train_dir: str | Path) -> tuple[dict, dict]:
     """Check that a train folder's model, metrics and run id belong together.
 
-    Returns ``(run, metrics)`` from ``run.json`` and ``metrics.json``. Raises
+    Returns ``(run, metrics)`` from ``run.json`` and ``summary.json`` (the whole summary;
+    ``metrics.json`` where a folder has no summary). Raises
     ValueError naming the file when one is missing, unreadable, or differs
     from the sha256 its run recorded (a folder mixed from two trainings).
     """
@@ -214,11 +237,17 @@ def check_outputs(train_dir: str | Path) -> tuple[dict, dict]:
     if not isinstance(hashes, dict):
         raise InputError(f"{train_dir / 'run.json'}: records no sha256 of the outputs (written "
                          "by an older melodance); run the train stage again")
-    for name in ("model.pt", "metrics.json"):
+    # summary.json: the whole summary (metrics.json holds its headline); older folders lack it.
+    checked = ("model.pt", "metrics.json", *(("summary.json",) if "summary.json" in hashes else ()))
+    for name in checked:
+        if not (train_dir / name).is_file():
+            raise FileNotFoundError(f"{train_dir / name}: missing (run the train stage again)")
         if io.sha256_file(train_dir / name) != hashes.get(name):
             raise InputError(f"{train_dir / name}: does not belong to run {run['run_id']} (its "
                              "content differs from what the run recorded): the folder mixes two "
                              "trainings; run the train stage again")
+    if "summary.json" in checked:
+        metrics = {**json.loads((train_dir / "summary.json").read_text()), **metrics}
     return run, metrics
 
 

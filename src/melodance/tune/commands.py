@@ -35,8 +35,8 @@ def _tune(args) -> int:
     if best["study"] is None:
         print(best["note"])
         return 0
-    print(f"study {best['study']}: best trial {best['trial']} val_loss {best['value']:.5f} "
-          f"({best['n_complete']} complete, {best['n_pruned']} pruned, {best['n_failed']} failed)")
-    for k, v in best["params"].items():
-        print(f"  {k} = {v}")
+    print(f"study {best['study']}: best trial {best['trial']}, best_val_loss {best['value']:.5f} "
+          f"({best['n_complete']} complete, {best['n_pruned']} pruned, {best['n_failed']} failed): "
+          + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                      for k, v in best["params"].items()))
     return 0
