@@ -28,7 +28,9 @@ pytestmark = pytest.mark.slow
 
 # Small enough for 2 cores; the same stages and commands as the real demo.
 TINY = {
-    "train__epochs": 3, "model__mlp_hidden": 16,
+    # The seed's LSTM family at 3 epochs keeps the README's blocks quick; the default family's
+    # demo (vqgpt) is `make demo` itself, in tests/test_pipeline.py's demo test.
+    "model__family": "lstm", "train__epochs": 3, "model__mlp_hidden": 16,
     "tune__n_trials": 2, "tune__epochs": 1,
     "tune__space": {"train.lr": {"low": 0.001, "high": 0.004, "log": True},
                     "model.hidden_size": {"choices": [16, 24]},

@@ -131,7 +131,8 @@ def test_autoencoder_beats_the_mean_pose_on_the_embedded_corpus(demo_features):
     fs = load_features(demo_features)
     # params.yaml leaves the tuned keys at auto; these are the values the demo's study picks.
     model_cfg = load_section("model", ModelConfig, repo / "params.yaml",
-                             overrides={"hidden_size": 64, "layers": 2, "code_size": 32, "dropout": 0.0})
+                             overrides={"family": "lstm", "hidden_size": 64, "layers": 2, "code_size": 32,
+                                        "dropout": 0.0})
     assert model_cfg.variant == "lstm_autoencoder"
     cfg = load_section("train", TrainConfig, repo / "params.yaml",
                        overrides={"batch_size": 8, "lr": 0.002, "recon_weight": 0.5})
