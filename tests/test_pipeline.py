@@ -64,6 +64,25 @@ def test_synth_matches_data_dvc(tmp_path):
 
 
 @pytest.mark.slow
+def test_default_demo_dances(tmp_path):
+    """`make demo`'s pipeline at params.yaml's defaults (the generative family, its step
+    floors) on the embedded corpus: the model moves, so the render stage's still rule passes
+    its videos without --allow-still and the realism gate registers it as champion."""
+    import json
+
+    repo = make_repo_copy(tmp_path / "repo")
+    run(["melodance", "data", "synth"], repo)
+    out = run(["dvc", "repro"], repo, timeout=1800)
+    said = out.stdout + out.stderr
+    assert "trained vqgpt" in said
+    headline = json.loads((repo / "outputs" / "evaluate" / "metrics.json").read_text())
+    assert 0.5 < headline["energy"] < 2.0, headline
+    assert headline["energy"] > 10 * headline["seed_d"]["energy"], headline
+    assert len(list((repo / "outputs" / "render").glob("*.mp4"))) >= 1
+    assert "is now champion" in said, said[-3000:]
+
+
+@pytest.mark.slow
 def test_dvc_repro_end_to_end(tmp_path):
     import mlflow
     from mlflow.tracking import MlflowClient
