@@ -117,7 +117,7 @@ def demo(tmp_path_factory):
 def test_every_readme_block_is_run_or_explained():
     firsts = {block[0] for block in readme_blocks()}
     run_here = {"make demo    # set up .venv, generate the embedded corpus, run the whole pipeline (offline)",
-                "source .venv/bin/activate", "dvc exp run -S model.variant=naive_lstm",
+                "source .venv/bin/activate", "dvc exp run -S model.family=lstm -S model.variant=naive_lstm",
                 "mlflow run . -e train --env-manager local --experiment-name melodance",
                 "melodance register",
                 "python -c 'import base64, json, sys; print(json.dumps({\"inputs\": {\"audio_base64\": "
@@ -197,7 +197,7 @@ def test_exp_block_explicit_values_win_over_the_study(demo):
     commit = re.search(r"\(`(git commit -m [^`]+ dvc\.lock)`\)", (REPO / "README.md").read_text())
     sh(f"git -c user.email=t@t -c user.name=t {commit.group(1).removeprefix('git ')}", repo)
     assert changed(repo) == []
-    block = next(b for b in readme_blocks() if b[0].startswith("dvc exp run -S model.variant"))
+    block = next(b for b in readme_blocks() if b[0].startswith("dvc exp run -S model.family=lstm"))
     for line in block:
         sh(strip_comment(line), repo)
     set_line = next(line for line in block if "train.lr=" in line)
