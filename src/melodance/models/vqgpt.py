@@ -544,6 +544,101 @@ def _token_batch(tokens: list[torch.Tensor], conds: list[torch.Tensor], cfg: VQG
     return torch.stack(prev), torch.stack(music_in), torch.stack(target)
 
 
+def _fit_statistics(model: VQGPTDancer, motions: list[np.ndarray], conds: list[np.ndarray]) -> None:
+    """Standardisation of the representation and conditions, and the bones' spread, from the
+    training songs."""
+    allm = torch.cat([model.to_rep(torch.from_numpy(m)) for m in motions]).numpy()
+    allc = np.concatenate(conds)
+    model.motion_mean.copy_(torch.from_numpy(allm.mean(0)))
+    model.motion_std.copy_(torch.from_numpy(np.maximum(allm.std(0), 1e-3)))
+    model.cond_mean.copy_(torch.from_numpy(allc.mean(0)))
+    model.cond_std.copy_(torch.from_numpy(np.maximum(allc.std(0), 1e-3)))
+    bones = model.bone_lengths(torch.from_numpy(allm))
+    model.bone_mean.copy_(bones.mean(0))
+    model.bone_std.copy_(bones.std(0).clamp_min(0.5))
+
+
+def _train_vqvae(model: VQGPTDancer, motions: list[np.ndarray], nm: list[torch.Tensor],
+                 cfg: VQGPTConfig, rng: np.random.Generator, on_step) -> None:
+    """Stage 1: the VQ-VAE on short random windows of the standardised songs ``nm``."""
+    opt = torch.optim.AdamW(model.vqvae.parameters(), lr=cfg.lr * 2)
+    model.train()
+    t0 = time.perf_counter()
+    for step in range(1, cfg.vq_steps + 1):
+        which, starts = _windows(motions, cfg.vq_window, rng, cfg.batch)
+        x = torch.stack([nm[i][s:s + cfg.vq_window] for i, s in zip(which, starts, strict=True)])
+        loss, parts = model.vq_loss(x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.vqvae.parameters(), 1.0)
+        opt.step()
+        elapsed = time.perf_counter() - t0
+        if on_step and step % 50 == 0:
+            on_step("vq", step, elapsed, {"loss": loss.item(), **parts})
+        if elapsed > cfg.vq_budget_s:
+            break
+
+
+def _val_batch(model: VQGPTDancer, fs, cfg: VQGPTConfig, dev: torch.device):
+    """Held-out token windows of the validation split (the GPT's curve, where overfitting
+    shows, and the choice of the kept GPT); None without a usable validation split."""
+    d = cfg.down
+    val = [(torch.from_numpy(c), torch.from_numpy(m))
+           for c, m in (song_arrays(fs, "val") if "val" in fs.split else [])
+           if len(m) >= 2 * cfg.context * d]
+    if not val:
+        return None
+    with torch.no_grad():
+        vt = [model.vqvae.encode(model.norm_motion(model.to_rep(m[:len(m) // d * d]).to(dev))
+                                 .unsqueeze(0))[1][0] for _, m in val]
+    vc = [model.gpt.pad_cond(model.norm_cond(c.to(dev)).unsqueeze(0))[0] for c, _ in val]
+    return _token_batch(vt, vc, cfg, np.random.default_rng(cfg.seed + 1), 32)
+
+
+def _token_loss(model: VQGPTDancer, batch, cfg: VQGPTConfig, autocast) -> torch.Tensor:
+    prev, music_in, target = batch
+    with autocast:
+        logits = model.gpt(prev, model.gpt.music_embedding(music_in))
+    return F.cross_entropy(logits.float().reshape(-1, cfg.codes), target.reshape(-1))
+
+
+def _train_gpt(model: VQGPTDancer, tokens: list[torch.Tensor], nc: list[torch.Tensor],
+               cfg: VQGPTConfig, rng: np.random.Generator, val_batch, autocast, on_step) -> dict | None:
+    """Stage 2: the GPT on windows of 2 x context tokens, cut anywhere; returns the state with
+    the lowest validation token loss (checked every 50 steps), None without validation."""
+    used = sum(torch.cat(tokens)[:, g].unique().numel() for g in range(cfg.code_groups))
+    best_val, best_step, best_state = float("inf"), 0, None
+    opt = torch.optim.AdamW(model.gpt.parameters(), lr=cfg.lr, weight_decay=0.01)
+    model.gpt.train()
+    t0 = time.perf_counter()
+    for step in range(1, cfg.gpt_steps + 1):
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * min(1.0, step / 200)  # warm-up
+        loss = _token_loss(model, _token_batch(tokens, nc, cfg, rng, cfg.batch), cfg, autocast)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.gpt.parameters(), 1.0)
+        opt.step()
+        elapsed = time.perf_counter() - t0
+        if step % 50 == 0:
+            figs = {"loss": loss.item(), "codes_used": float(used)}
+            if val_batch is not None:
+                model.gpt.eval()
+                with torch.no_grad():
+                    vl = _token_loss(model, val_batch, cfg, autocast).item()
+                figs["val_loss"] = vl
+                if vl < best_val:
+                    best_val, best_step = vl, step
+                    best_state = {k: v.detach().cpu().clone() for k, v in model.gpt.state_dict().items()}
+                figs["best_step"] = float(best_step)
+                model.gpt.train()
+            if on_step:
+                on_step("gpt", step, elapsed, figs)
+        if elapsed > cfg.gpt_budget_s:
+            break
+    return best_state
+
+
 def fit(fs, cfg: VQGPTConfig | None = None,
         on_step: Callable[[str, int, float, dict], None] | None = None,
         tokenizer: VQGPTDancer | None = None, device: str = "cpu") -> VQGPTDancer:
@@ -568,99 +663,24 @@ def fit(fs, cfg: VQGPTConfig | None = None,
     conds = [c for c, _ in train]
     motions = [m for _, m in train]
     model = VQGPTDancer(cfg, conds[0].shape[1], motions[0].shape[1])
-    reps = [model.to_rep(torch.from_numpy(m)) for m in motions]
-    allm, allc = torch.cat(reps).numpy(), np.concatenate(conds)
-    model.motion_mean.copy_(torch.from_numpy(allm.mean(0)))
-    model.motion_std.copy_(torch.from_numpy(np.maximum(allm.std(0), 1e-3)))
-    model.cond_mean.copy_(torch.from_numpy(allc.mean(0)))
-    model.cond_std.copy_(torch.from_numpy(np.maximum(allc.std(0), 1e-3)))
-    bones = model.bone_lengths(torch.from_numpy(allm))
-    model.bone_mean.copy_(bones.mean(0))
-    model.bone_std.copy_(bones.std(0).clamp_min(0.5))
-    nm = [model.norm_motion(r) for r in reps]
-    nc = [model.gpt.pad_cond(model.norm_cond(torch.from_numpy(c)).unsqueeze(0))[0] for c in conds]
-
+    _fit_statistics(model, motions, conds)
     if tokenizer is not None:
         keep = {k: v for k, v in tokenizer.state_dict().items() if not k.startswith("gpt.")}
         model.load_state_dict(keep, strict=False)
-        nm = [model.norm_motion(r) for r in reps]
-        nc = [model.gpt.pad_cond(model.norm_cond(torch.from_numpy(c)).unsqueeze(0))[0] for c in conds]
     dev = torch.device(device)
+    nm = [model.norm_motion(model.to_rep(torch.from_numpy(m))).to(dev) for m in motions]
+    nc = [model.gpt.pad_cond(model.norm_cond(torch.from_numpy(c)).unsqueeze(0))[0].to(dev) for c in conds]
     model.to(dev)
-    nm, nc = [x.to(dev) for x in nm], [x.to(dev) for x in nc]
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
-
-    # Stage 1: the VQ-VAE on short random windows.
-    opt = torch.optim.AdamW(model.vqvae.parameters(), lr=cfg.lr * 2)
-    model.train()
-    t0 = time.perf_counter()
-    for step in range(1, 0 if tokenizer is not None else cfg.vq_steps + 1):
-        which, starts = _windows(motions, cfg.vq_window, rng, cfg.batch)
-        x = torch.stack([nm[i][s:s + cfg.vq_window] for i, s in zip(which, starts, strict=True)])
-        loss, parts = model.vq_loss(x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.vqvae.parameters(), 1.0)
-        opt.step()
-        elapsed = time.perf_counter() - t0
-        if on_step and step % 50 == 0:
-            on_step("vq", step, elapsed, {"loss": loss.item(), **parts})
-        if elapsed > cfg.vq_budget_s:
-            break
+    if tokenizer is None:
+        _train_vqvae(model, motions, nm, cfg, rng, on_step)
 
     # Tokenise every training song once (deterministic encoder, eval mode).
     model.vqvae.eval()
     d = cfg.down
     with torch.no_grad():
         tokens = [model.vqvae.encode(m[:len(m) // d * d].unsqueeze(0))[1][0] for m in nm]
-    used = sum(torch.cat(tokens)[:, g].unique().numel() for g in range(cfg.code_groups))
-    # Held-out token windows (validation split) for the curve: overfitting shows here.
-    val_batch = None
-    val = [(torch.from_numpy(c), torch.from_numpy(m))
-           for c, m in (song_arrays(fs, "val") if "val" in fs.split else [])
-           if len(m) >= 2 * cfg.context * d]
-    if val:
-        with torch.no_grad():
-            vt = [model.vqvae.encode(model.norm_motion(model.to_rep(m[:len(m) // d * d]).to(dev))
-                                     .unsqueeze(0))[1][0] for _, m in val]
-        vc = [model.gpt.pad_cond(model.norm_cond(c.to(dev)).unsqueeze(0))[0] for c, _ in val]
-        val_batch = _token_batch(vt, vc, cfg, np.random.default_rng(cfg.seed + 1), 32)
-
-    # Stage 2: the GPT on windows of 2 x context tokens, cut anywhere.
-    best_val, best_step, best_state = float("inf"), 0, None
-    opt = torch.optim.AdamW(model.gpt.parameters(), lr=cfg.lr, weight_decay=0.01)
-    model.gpt.train()
-    t0 = time.perf_counter()
-    for step in range(1, cfg.gpt_steps + 1):
-        lr = cfg.lr * min(1.0, step / 200)  # warm-up
-        for g in opt.param_groups:
-            g["lr"] = lr
-        prev, music_in, target = _token_batch(tokens, nc, cfg, rng, cfg.batch)
-        with autocast:
-            logits = model.gpt(prev, model.gpt.music_embedding(music_in))
-        loss = F.cross_entropy(logits.float().reshape(-1, cfg.codes), target.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.gpt.parameters(), 1.0)
-        opt.step()
-        elapsed = time.perf_counter() - t0
-        if step % 50 == 0:
-            figs = {"loss": loss.item(), "codes_used": float(used)}
-            if val_batch is not None:
-                model.gpt.eval()
-                with torch.no_grad(), autocast:
-                    vl = model.gpt(val_batch[0], model.gpt.music_embedding(val_batch[1]))
-                    vl = F.cross_entropy(vl.float().reshape(-1, cfg.codes), val_batch[2].reshape(-1))
-                figs["val_loss"] = vl.item()
-                if vl.item() < best_val:
-                    best_val, best_step = vl.item(), step
-                    best_state = {k: v.detach().cpu().clone() for k, v in model.gpt.state_dict().items()}
-                figs["best_step"] = float(best_step)
-                model.gpt.train()
-            if on_step:
-                on_step("gpt", step, elapsed, figs)
-        if elapsed > cfg.gpt_budget_s:
-            break
+    best_state = _train_gpt(model, tokens, nc, cfg, rng, _val_batch(model, fs, cfg, dev), autocast, on_step)
     model.to("cpu")
     if best_state is not None:
         model.gpt.load_state_dict(best_state)

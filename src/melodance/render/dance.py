@@ -67,18 +67,10 @@ def output_files(video: Path, motion_paths: list[Path]) -> list[Path]:
 
 
 def check_seconds(value, option: str, *, positive: bool = False) -> float:
-    """A finite number of seconds, >= 0 (``positive``: > 0); ValueError naming ``option``."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{option} must be a number of seconds, got {value!r}") from None
-    if not math.isfinite(v):
-        raise InputError(f"{option} must be a finite number of seconds, got {v}")
-    if positive and v <= 0:
-        raise InputError(f"{option} must be > 0, got {v:g}")
-    if v < 0:
-        raise InputError(f"{option} must be >= 0, got {v:g}")
-    return v
+    """A finite number of seconds, >= 0 (``positive``: > 0); InputError naming ``option``."""
+    from melodance.values import seconds
+
+    return seconds(value, option, positive=positive)
 
 
 def song_span_frames(song: Path, start_s: float, duration_s: float | None,

@@ -577,21 +577,16 @@ def _links(job: Job) -> dict:
 def _span(body: dict) -> tuple[float, float | None]:
     """(start_s rounded to a frame, duration_s or None) from the page's form."""
     from melodance.serve.predict import MAX_DURATION_S
+    from melodance.values import finite_number
 
     def number(key):
         v = body.get(key)
         if v is None or v == "":
             return None
-        shown = repr(v)[:40]
-        if isinstance(v, bool) or not isinstance(v, (int, float, str)) or len(str(v)) > 40:
-            raise UiError(f"{key.removesuffix('_s')}: not a number: {shown}")
         try:
-            x = float(v)
-        except (ValueError, OverflowError):
-            raise UiError(f"{key.removesuffix('_s')}: not a number: {shown}") from None
-        if not math.isfinite(x):
-            raise UiError(f"{key.removesuffix('_s')}: not a finite number")
-        return x
+            return finite_number(v, key.removesuffix("_s"), "number of seconds")
+        except InputError as e:
+            raise UiError(str(e)) from None
 
     start = number("start_s") or 0.0
     duration = number("duration_s")
