@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[dev,ui,team]"
+	$(BIN)/python -m melodance.features.warmup   # numba kernels compiled once, serially
 	touch $@
 
 demo: setup

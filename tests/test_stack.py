@@ -9,6 +9,7 @@ failed test that names the call and the signal.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -50,11 +51,20 @@ CALLS = {
 }
 
 
-def run_call(name: str, code: str, timeout_s: float = 600.0) -> str | None:
+@pytest.fixture(scope="module")
+def numba_cache(tmp_path_factory) -> str:
+    """A numba cache of this module's own: the calls compile from scratch, one process at a
+    time, so a crash here is the stack's, not a cache left mismatched by processes that
+    compiled the same kernel at once (numba issue #10128; melodance.features.warmup)."""
+    return str(tmp_path_factory.mktemp("numba-cache"))
+
+
+def run_call(name: str, code: str, timeout_s: float = 600.0, cache_dir: str | None = None) -> str | None:
     """Run one call in a fresh interpreter; None when it exits 0, else what went wrong."""
     src = SIGNAL + "\n" + textwrap.dedent(code) + "\nprint('ok')\n"
+    env = dict(os.environ, **({"NUMBA_CACHE_DIR": cache_dir} if cache_dir else {}))
     p = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True,
-                       timeout=timeout_s)
+                       timeout=timeout_s, env=env)
     if p.returncode == 0 and p.stdout.strip().endswith("ok"):
         return None
     if p.returncode < 0:
@@ -66,8 +76,8 @@ def run_call(name: str, code: str, timeout_s: float = 600.0) -> str | None:
 
 
 @pytest.mark.parametrize("name", list(CALLS))
-def test_librosa_call_does_not_crash(name):
-    problem = run_call(name, CALLS[name])
+def test_librosa_call_does_not_crash(name, numba_cache):
+    problem = run_call(name, CALLS[name], cache_dir=numba_cache)
     assert problem is None, problem
 
 
