@@ -334,14 +334,20 @@ def real_reference(fs):
 
 @torch.no_grad()
 def vq_reconstruction_cm(model, motions: list[np.ndarray]) -> float:
-    """Mean per-joint distance (cm) between real dances and their VQ-VAE reconstruction."""
+    """Mean per-joint distance (cm) between real dances and their VQ-VAE reconstruction (for a
+    model of the pose facing one way, in that frame: the turn it integrates is not an error of
+    the pose)."""
     errs, frames = [], []
     d = model.cfg.down
     for m in motions:
         m = m[:len(m) // d * d]
-        _, tok, _ = model.vqvae.encode(model.norm_motion(torch.from_numpy(m)).unsqueeze(0))
-        rec = model.denorm_motion(model.vqvae.decode_tokens(tok)[0]).numpy()
-        errs.append(np.linalg.norm(body_joints(rec) - body_joints(m), axis=-1).mean())
+        rep = model.to_rep(torch.from_numpy(m))
+        _, tok, _ = model.vqvae.encode(model.norm_motion(rep).unsqueeze(0))
+        rec = model.denorm_motion(model.vqvae.decode_tokens(tok)[0])
+        if model.cfg.canonical:  # back to heights above the root, facing one way
+            rep, rec = (torch.cat([x[:, :23], x[:, 23:46] - x[:, 71:72], x[:, 46:72]], dim=1)
+                        for x in (rep, rec))
+        errs.append(np.linalg.norm(body_joints(rec.numpy()) - body_joints(rep.numpy()), axis=-1).mean())
         frames.append(len(m))
     return float(np.average(errs, weights=frames))
 
