@@ -344,8 +344,10 @@ def vq_reconstruction_cm(model, motions: list[np.ndarray]) -> float:
         rep = model.to_rep(torch.from_numpy(m))
         _, tok, _ = model.vqvae.encode(model.norm_motion(rep).unsqueeze(0))
         rec = model.denorm_motion(model.vqvae.decode_tokens(tok)[0])
-        if model.cfg.canonical:  # back to heights above the root, facing one way
-            rep, rec = (torch.cat([x[:, :23], x[:, 23:46] - x[:, 71:72], x[:, 46:72]], dim=1)
+        if model.cfg.canonical:  # back to motion features, still facing one way (no turn)
+            from melodance.models.vqgpt import from_canonical
+
+            rep, rec = (from_canonical(torch.cat([x[:, :-1], torch.zeros_like(x[:, -1:])], dim=1))
                         for x in (rep, rec))
         errs.append(np.linalg.norm(body_joints(rec.numpy()) - body_joints(rep.numpy()), axis=-1).mean())
         frames.append(len(m))

@@ -17,15 +17,12 @@ import textwrap
 
 import pytest
 
-# A 6 s test signal at the features stage's rate: a C major chord with clicks on
-# a 120 bpm beat, so the tuning estimate, chroma, onsets and beats all have work.
+# A 6 s test signal at the features stage's rate (the warm-up's: a C major chord with clicks
+# on a 120 bpm beat), so the tuning estimate, chroma, onsets and beats all have work.
 SIGNAL = """
-import numpy as np
+from melodance.features.warmup import test_signal
 sr = 12800
-t = np.arange(6 * sr) / sr
-y = sum(np.sin(2 * np.pi * f * t) for f in (261.63, 329.63, 392.0)).astype(np.float32) / 3
-y[(np.arange(y.size) % (sr // 2)) < 64] += 0.8
-y += 0.01 * np.random.default_rng(0).standard_normal(y.size).astype(np.float32)
+y = test_signal(sr, seconds=6.0)
 """
 
 # name -> code that uses ``y`` and ``sr``. The first five are what a user or the

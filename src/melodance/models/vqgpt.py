@@ -544,10 +544,10 @@ def _token_batch(tokens: list[torch.Tensor], conds: list[torch.Tensor], cfg: VQG
     return torch.stack(prev), torch.stack(music_in), torch.stack(target)
 
 
-def _fit_statistics(model: VQGPTDancer, motions: list[np.ndarray], conds: list[np.ndarray]) -> None:
-    """Standardisation of the representation and conditions, and the bones' spread, from the
-    training songs."""
-    allm = torch.cat([model.to_rep(torch.from_numpy(m)) for m in motions]).numpy()
+def _fit_statistics(model: VQGPTDancer, reps: list[torch.Tensor], conds: list[np.ndarray]) -> None:
+    """Standardisation of the representation ``reps`` and the conditions, and the bones' spread,
+    from the training songs."""
+    allm = torch.cat(reps).numpy()
     allc = np.concatenate(conds)
     model.motion_mean.copy_(torch.from_numpy(allm.mean(0)))
     model.motion_std.copy_(torch.from_numpy(np.maximum(allm.std(0), 1e-3)))
@@ -663,12 +663,13 @@ def fit(fs, cfg: VQGPTConfig | None = None,
     conds = [c for c, _ in train]
     motions = [m for _, m in train]
     model = VQGPTDancer(cfg, conds[0].shape[1], motions[0].shape[1])
-    _fit_statistics(model, motions, conds)
+    reps = [model.to_rep(torch.from_numpy(m)) for m in motions]
+    _fit_statistics(model, reps, conds)
     if tokenizer is not None:
         keep = {k: v for k, v in tokenizer.state_dict().items() if not k.startswith("gpt.")}
         model.load_state_dict(keep, strict=False)
     dev = torch.device(device)
-    nm = [model.norm_motion(model.to_rep(torch.from_numpy(m))).to(dev) for m in motions]
+    nm = [model.norm_motion(r).to(dev) for r in reps]
     nc = [model.gpt.pad_cond(model.norm_cond(torch.from_numpy(c)).unsqueeze(0))[0].to(dev) for c in conds]
     model.to(dev)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")

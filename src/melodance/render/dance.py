@@ -18,6 +18,7 @@ from pathlib import Path
 
 from melodance.errors import InputError, MissingInput, OutputExists
 from melodance.serve.registry import load_bundle
+from melodance.values import seconds
 
 MIN_SONG_S = 1.0
 
@@ -66,13 +67,6 @@ def output_files(video: Path, motion_paths: list[Path]) -> list[Path]:
     return files
 
 
-def check_seconds(value, option: str, *, positive: bool = False) -> float:
-    """A finite number of seconds, >= 0 (``positive``: > 0); InputError naming ``option``."""
-    from melodance.values import seconds
-
-    return seconds(value, option, positive=positive)
-
-
 def song_span_frames(song: Path, start_s: float, duration_s: float | None,
                      fps: float) -> tuple[float, int, float]:
     """Check a song and a requested span; return (start_s, n_frames, song length s).
@@ -83,9 +77,9 @@ def song_span_frames(song: Path, start_s: float, duration_s: float | None,
     """
     from melodance.features.audio import check_song
 
-    start_s = check_seconds(start_s, "--start")
+    start_s = seconds(start_s, "--start")
     if duration_s is not None:
-        duration_s = check_seconds(duration_s, "--duration", positive=True)
+        duration_s = seconds(duration_s, "--duration", positive=True)
     length = check_song(song).duration_s  # names the file and what is wrong with it
     if length < MIN_SONG_S:
         raise InputError(f"{song}: the song lasts {length:.2f} s; at least {MIN_SONG_S:g} s "
