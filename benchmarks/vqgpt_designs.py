@@ -16,11 +16,18 @@ printed. Needs the features of the real data (``melodance data import
         --model outputs/families/facing.pt
     python benchmarks/vqgpt_designs.py --model outputs/families/facing.pt --load --split val \\
         --temperature 1.2
+    python benchmarks/vqgpt_designs.py --set '{"vq_steps": 1000, "gpt_steps": 0, "turn_weight": 10}' \\
+        --model outputs/families/turn10.pt --split val --reconstruct --seeds    # the VQ-VAE alone
+    python benchmarks/vqgpt_designs.py --tokenizer outputs/train/model.pt --set '{"token_shifts": 1}' \\
+        --model outputs/families/shifts1.pt --split val --music                # the GPT alone
+
+``--load`` and ``--tokenizer`` also take the train stage's bundle (``outputs/train/model.pt``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -35,15 +42,35 @@ KEYS = ("motion_energy_ratio", "speed_lowpass_ratio", "accel_ratio", "still_frac
         "bone_error_cm", "kid_k", "kid_g", "div_k", "div_g")
 
 
+def load_dancer(path: str):
+    """The VQGPTDancer of this script's file or of a pipeline bundle (``outputs/train/model.pt``)."""
+    from melodance.models import vqgpt as V
+    from melodance.models.bundle import DanceBundle
+
+    try:
+        return V.VQGPTDancer.load(path)[0]
+    except Exception:  # not this script's format: a bundle of the train stage
+        bundle = DanceBundle.load(path)
+        if bundle.family != "vqgpt":
+            raise SystemExit(f"{path}: a {bundle.family} bundle, not vqgpt") from None
+        return bundle.model.dancer
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--features", default=str(REPO / "outputs" / "features"))
-    ap.add_argument("--model", required=True, help="where the trained model is written (or read, --load)")
+    ap.add_argument("--model", required=True, help="where the trained model is written (or read, --load: "
+                    "this script's file or the train stage's outputs/train/model.pt)")
     ap.add_argument("--set", default="{}", help="VQGPTConfig fields as JSON, e.g. '{\"vq_steps\": 1500}'")
     ap.add_argument("--load", action="store_true", help="score a saved model instead of training")
     ap.add_argument("--split", default="test")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1],
+                    help="sampling seeds (none: score only the reconstruction)")
+    ap.add_argument("--tokenizer", help="train only the GPT, on the VQ-VAE of this saved model or bundle")
+    ap.add_argument("--music", action="store_true",
+                    help="also the music-matters permutation test of onset_foot_coherence per seed")
     ap.add_argument("--temperature", type=float, default=None)
+    ap.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest codes only")
     ap.add_argument("--reconstruct", action="store_true", help="also score the VQ-VAE's reconstruction")
     args = ap.parse_args()
     import torch
@@ -57,12 +84,18 @@ def main() -> int:
     torch.set_num_threads(1)
     fs = load_features(args.features)
     if args.load:
-        model, _ = V.VQGPTDancer.load(args.model)
+        model = load_dancer(args.model)
     else:
-        cfg = V.VQGPTConfig(**json.loads(args.set))
+        tokenizer = load_dancer(args.tokenizer) if args.tokenizer else None
+        base = tokenizer.cfg if tokenizer is not None else V.VQGPTConfig()
+        cfg = dataclasses.replace(base, **json.loads(args.set))
         t0 = time.perf_counter()
-        model = V.fit(fs, cfg, on_step=lambda phase, step, el, f: step % 200 == 0 and print(
-            phase, step, f"{el:.0f} s", {k: round(v, 3) for k, v in f.items()}, flush=True))
+        def on_step(phase, step, elapsed_s, figures):
+            if step % 200 == 0:
+                rounded = {k: round(v, 3) for k, v in figures.items()}
+                print(phase, step, f"{elapsed_s:.0f} s", rounded, flush=True)
+
+        model = V.fit(fs, cfg, tokenizer=tokenizer, on_step=on_step)
         print(f"trained in {time.perf_counter() - t0:.0f} s", flush=True)
         Path(args.model).parent.mkdir(parents=True, exist_ok=True)
         model.save(args.model)
@@ -72,7 +105,15 @@ def main() -> int:
 
     def show(tag: str, dances) -> None:
         r = S.score_set(dances, ref, cfg_e, fps, None, intervals=False)
-        print(f"{args.split} {tag}: " + " ".join(f"{k}={r[k]:.3f}" for k in KEYS), flush=True)
+        line = " ".join(f"{k}={r[k]:.3f}" for k in KEYS)
+        if args.music:
+            from melodance.evaluate.stage import music_validity
+
+            mm = music_validity(fs, names, dances, truth, fps, cfg_e)["music_matters"]
+            m = mm.get("onset_foot_coherence")
+            if m:
+                line += f" onset_foot_own_song_gap={m['gap']:+.4f} p={m['p_value']:.3f}"
+        print(f"{args.split} {tag}: {line}", flush=True)
 
     if args.reconstruct:
         rec, d = [], model.cfg.down
@@ -86,7 +127,7 @@ def main() -> int:
                 y = model.from_rep(y, start).numpy()
             rec.append(S._dance(n, y, s, fps))
         show("VQ-VAE reconstruction", rec)
-    sampling = {} if args.temperature is None else {"temperature": args.temperature}
+    sampling = {k: v for k, v in (("temperature", args.temperature), ("top_k", args.top_k)) if v is not None}
     for seed in args.seeds:
         gen = []
         for n in names:

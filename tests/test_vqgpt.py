@@ -16,7 +16,9 @@ from melodance.models.vqgpt import (
     from_canonical,
     heading,
     saved_config,
+    song_arrays,
     to_canonical,
+    training_tokens,
 )
 
 COND = 19  # 16 music + 3 temporal
@@ -77,6 +79,35 @@ def test_canonical_representation_round_trips_and_ignores_the_heading():
         turned[:, x] = np.cos(a) * m[:, x] - np.sin(a) * m[:, z]
         turned[:, z] = np.sin(a) * m[:, x] + np.cos(a) * m[:, z]
     torch.testing.assert_close(to_canonical(turned), rep, atol=1e-3, rtol=1e-4)
+
+
+def test_the_turn_channel_weighs_turn_weight_times_a_pose_channel():
+    m = VQGPTDancer(VQGPTConfig(turn_weight=10.0), cond_dim=3, motion_dim=MOTION_DIM)
+    x = torch.zeros(2, 8, MOTION_DIM + 1)
+    turn_err, pose_err = x.clone(), x.clone()
+    turn_err[..., -1] = 0.5
+    pose_err[..., 0] = 0.5
+    assert m.position_loss(turn_err, x).item() == pytest.approx(10 * m.position_loss(pose_err, x).item())
+    plain = VQGPTDancer(VQGPTConfig(turn_weight=1.0), cond_dim=3, motion_dim=MOTION_DIM)
+    assert plain.position_loss(turn_err, x).item() == pytest.approx(plain.position_loss(pose_err, x).item())
+
+
+def test_the_gpt_learns_each_song_tokenised_from_several_first_frames():
+    fs = synthetic_set()
+    songs = song_arrays(fs, "train")
+    m = VQGPTDancer(VQGPTConfig(**{**TINY, "token_shifts": 4}), COND, MOTION_DIM)
+    nm = [m.norm_motion(m.to_rep(torch.from_numpy(x))) for _, x in songs]
+    tokens, padded = training_tokens(m, nm, [c for c, _ in songs])
+    assert len(tokens) == len(padded) == 4 * len(songs)
+    for o in range(4):
+        x = nm[0][o:o + (len(nm[0]) - o) // 4 * 4]
+        assert torch.equal(tokens[o * len(songs)], m.vqvae.encode(x.unsqueeze(0))[1][0])
+        # its music starts at the same frame: the padded conditions are the song's from frame o
+        cond = m.norm_cond(torch.from_numpy(songs[0][0][o:]))
+        lead = m.cfg.music_lookahead * m.cfg.down
+        assert torch.allclose(padded[o * len(songs)][lead:lead + len(cond)], cond)
+    assert len(training_tokens(VQGPTDancer(VQGPTConfig(**{**TINY, "token_shifts": 9}), COND, MOTION_DIM),
+                               nm, [c for c, _ in songs])[0]) == 4 * len(songs)  # at most `down`
 
 
 def test_code_groups_give_several_tokens_per_step():

@@ -61,12 +61,21 @@ class VQGPTConfig:
     vel_weight: float = 1.0       # decoder loss on frame-to-frame differences
     acc_weight: float = 1.0       # ... on second differences
     bone_weight: float = 0.5      # ... on rigid bone lengths (normalised by the data's spread)
+    # Weight of the turn-per-frame channel (canonical only) against each pose channel in the
+    # decoder's position loss. Turning carries much of a ballroom dancer's body-centred
+    # speed (arms swing round with the body); at weight 1 the decoder smoothed the fast
+    # turns away (docs/models.md, "Turning").
+    turn_weight: float = 10.0
     gpt_dim: int = 192
     gpt_depth: int = 4
     gpt_heads: int = 4
     context: int = 32             # tokens each attention layer sees (32 x 4 frames = 5.1 s)
     music_lookahead: int = 2      # tokens of music after the current one the model may hear
     dropout: float = 0.1
+    # Each training song is tokenised from this many first frames (0 .. token_shifts - 1, at
+    # most `down`): token sequences that differ while the dance is the same, so the GPT
+    # learns the dance rather than one tokenisation of 26 songs.
+    token_shifts: int = 4
     batch: int = 32
     lr: float = 3e-4
     # The kept run on the real data (docs/models.md, vqgpt-best) stopped on time budgets
@@ -364,6 +373,11 @@ class VQGPTDancer(nn.Module):
             self.register_buffer(name, torch.zeros(dim) if "mean" in name else torch.ones(dim))
         self.register_buffer("bone_mean", torch.ones(len(cfg.rigid_bones)))  # cm
         self.register_buffer("bone_std", torch.ones(len(cfg.rigid_bones)))
+        # Per-channel weights of the position loss (training only, not saved), mean 1.
+        w = torch.ones(rep_dim)
+        if cfg.canonical:
+            w[-1] = cfg.turn_weight
+        self.register_buffer("rec_weight", w / w.mean(), persistent=False)
 
     # -- representation ----------------------------------------------------------------------
     def to_rep(self, motion_raw: torch.Tensor) -> torch.Tensor:
@@ -390,11 +404,16 @@ class VQGPTDancer(nn.Module):
         return (j[..., b[:, 0], :] - j[..., b[:, 1], :]).norm(dim=-1)
 
     # -- losses ------------------------------------------------------------------------------
+    def position_loss(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Decoded vs real normalised motion [..., D]: smooth L1 per channel, the turn channel
+        weighted ``turn_weight`` times a pose channel."""
+        return (F.smooth_l1_loss(y, x, reduction="none") * self.rec_weight).mean()
+
     def vq_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """Normalised motion window [B, T, D] -> (loss, parts)."""
         q, _, commit = self.vqvae.encode(x)
         y = self.vqvae.decode_codes(q)
-        rec = F.smooth_l1_loss(y, x)
+        rec = self.position_loss(y, x)
         vel = F.smooth_l1_loss(y.diff(dim=1), x.diff(dim=1))
         acc = F.smooth_l1_loss(y.diff(n=2, dim=1), x.diff(n=2, dim=1))
         bone = F.smooth_l1_loss(self.bone_lengths(self.denorm_motion(y)) / self.bone_std,
@@ -602,6 +621,25 @@ def _token_loss(model: VQGPTDancer, batch, cfg: VQGPTConfig, autocast) -> torch.
     return F.cross_entropy(logits.float().reshape(-1, cfg.codes), target.reshape(-1))
 
 
+@torch.no_grad()
+def training_tokens(model: VQGPTDancer, nm: list[torch.Tensor], conds: list[np.ndarray]
+                    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The GPT's training songs: each standardised song ``nm[i]`` [T, D] tokenised from each
+    first frame 0 .. token_shifts - 1 (deterministic encoder, eval mode), with its padded
+    conditions from the same frame (``conds[i]`` raw [T, Dc]). Returns (tokens [N, groups]
+    per song and shift, shift-major; padded conditions of each)."""
+    model.vqvae.eval()
+    d = model.cfg.down
+    tokens, padded = [], []
+    for o in range(max(1, min(model.cfg.token_shifts, d))):
+        for m, c in zip(nm, conds, strict=True):
+            n = (len(m) - o) // d * d
+            tokens.append(model.vqvae.encode(m[o:o + n].unsqueeze(0))[1][0])
+            c = model.norm_cond(torch.from_numpy(c[o:]).to(m.device))
+            padded.append(model.gpt.pad_cond(c.unsqueeze(0))[0])
+    return tokens, padded
+
+
 def _train_gpt(model: VQGPTDancer, tokens: list[torch.Tensor], nc: list[torch.Tensor],
                cfg: VQGPTConfig, rng: np.random.Generator, val_batch, autocast, on_step) -> dict | None:
     """Stage 2: the GPT on windows of 2 x context tokens, cut anywhere; returns the state with
@@ -670,18 +708,13 @@ def fit(fs, cfg: VQGPTConfig | None = None,
         model.load_state_dict(keep, strict=False)
     dev = torch.device(device)
     nm = [model.norm_motion(r).to(dev) for r in reps]
-    nc = [model.gpt.pad_cond(model.norm_cond(torch.from_numpy(c)).unsqueeze(0))[0].to(dev) for c in conds]
     model.to(dev)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
     if tokenizer is None:
         _train_vqvae(model, motions, nm, cfg, rng, on_step)
 
-    # Tokenise every training song once (deterministic encoder, eval mode).
-    model.vqvae.eval()
-    d = cfg.down
-    with torch.no_grad():
-        tokens = [model.vqvae.encode(m[:len(m) // d * d].unsqueeze(0))[1][0] for m in nm]
-    best_state = _train_gpt(model, tokens, nc, cfg, rng, _val_batch(model, fs, cfg, dev), autocast, on_step)
+    tokens, tc = training_tokens(model, nm, conds)
+    best_state = _train_gpt(model, tokens, tc, cfg, rng, _val_batch(model, fs, cfg, dev), autocast, on_step)
     model.to("cpu")
     if best_state is not None:
         model.gpt.load_state_dict(best_state)
