@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from melodance.features.config import FeaturesConfig
 from melodance.features.motion import MOTION_DIM
 from melodance.features.pipeline import FeatureSet, SequenceFeatures
+from melodance.features.temporal import BEAT_FLAG
 from melodance.models.vqgpt import (
     FORMAT,
     VQGPTConfig,
@@ -17,6 +19,7 @@ from melodance.models.vqgpt import (
     heading,
     saved_config,
     song_arrays,
+    stretch_song,
     to_canonical,
     training_tokens,
 )
@@ -40,9 +43,10 @@ def synthetic_set(n_train: int = 3, frames: int = 90) -> FeatureSet:
         name = f"DANCE_W_{k}.0"
         seqs[name] = SequenceFeatures(name=name, style="W", source=f"DANCE_W_{k}", music=music,
                                       temporal=temporal, motion=motion.astype(np.float32),
-                                      root_start=np.zeros(3))
+                                      root_start=np.zeros(3), beat_frames=np.flatnonzero(temporal[:, 1]))
         split["test" if k == n_train else "train"].append(name)
-    return FeatureSet(meta={}, sequences=seqs, split=split, normalizers={})
+    return FeatureSet(meta={"config": FeaturesConfig().model_dump(mode="json")}, sequences=seqs,
+                      split=split, normalizers={})
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +112,23 @@ def test_the_gpt_learns_each_song_tokenised_from_several_first_frames():
         assert torch.allclose(padded[o * len(songs)][lead:lead + len(cond)], cond)
     assert len(training_tokens(VQGPTDancer(VQGPTConfig(**{**TINY, "token_shifts": 9}), COND, MOTION_DIM),
                                nm, [c for c, _ in songs])[0]) == 4 * len(songs)  # at most `down`
+
+
+def test_a_song_stretched_in_tempo_keeps_its_dance_and_moves_its_beats():
+    T, rng = 40, np.random.default_rng(1)
+    music = rng.normal(size=(T, 4)).astype(np.float32)
+    rep = torch.from_numpy(rng.normal(size=(T, 5)).astype(np.float32))
+    beats = np.array([3.0, 13.0, 23.0, 33.0])
+    same_c, same_r = stretch_song(music, beats, rep, 1.0, True, [4])
+    assert torch.allclose(same_r, rep) and np.allclose(same_c[:, :4], music)
+    assert np.flatnonzero(same_c[:, 4 + BEAT_FLAG]).tolist() == [3, 13, 23, 33]
+    c, r = stretch_song(music, beats, rep, 2.0, True, [4])
+    assert len(c) == len(r) == 80
+    assert torch.allclose(r[::2][:, :4], rep[:, :4])                      # poses every other frame
+    assert torch.allclose(r[1:-2:2][:, :4], (rep[:-1, :4] + rep[1:, :4]) / 2)  # and between them
+    assert torch.allclose(r[::2][:, 4], rep[:, 4] / 2)                    # half the change per frame
+    assert np.allclose(c[::2, :4], music)
+    assert np.flatnonzero(c[:, 4 + BEAT_FLAG]).tolist() == [6, 26, 46, 66]
 
 
 def test_code_groups_give_several_tokens_per_step():

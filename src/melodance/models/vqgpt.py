@@ -76,6 +76,10 @@ class VQGPTConfig:
     # most `down`): token sequences that differ while the dance is the same, so the GPT
     # learns the dance rather than one tokenisation of 26 songs.
     token_shifts: int = 4
+    # The GPT also learns each training song played slower or faster by these duration
+    # factors (music, beats and dance stretched together; 1.1: 10 % slower): the same
+    # dance at another tempo, so it sees that denser beats go with faster motion.
+    tempo_factors: list = field(default_factory=lambda: [0.9, 1.0, 1.1])
     batch: int = 32
     lr: float = 3e-4
     # The kept run on the real data (docs/models.md, vqgpt-best) stopped on time budgets
@@ -363,7 +367,7 @@ class VQGPTDancer(nn.Module):
     def __init__(self, cfg: VQGPTConfig, cond_dim: int, motion_dim: int):
         super().__init__()
         self.cfg, self.cond_dim, self.motion_dim = cfg, cond_dim, motion_dim
-        rep_dim = motion_dim + 1 if cfg.canonical else motion_dim  # + 1: the turn per frame
+        self.rep_dim = rep_dim = motion_dim + 1 if cfg.canonical else motion_dim  # + 1: the turn per frame
         self.vqvae = MotionVQVAE(cfg, rep_dim)
         self.gpt = MusicGPT(cfg, cond_dim)
         # Per-dimension standardisation fitted on the training motion (in the tokens'
@@ -621,6 +625,53 @@ def _token_loss(model: VQGPTDancer, batch, cfg: VQGPTConfig, autocast) -> torch.
     return F.cross_entropy(logits.float().reshape(-1, cfg.codes), target.reshape(-1))
 
 
+def stretch_song(music: np.ndarray, beat_frames: np.ndarray, rep: torch.Tensor, factor: float,
+                 temporal_normalize: bool, velocity_channels: list[int]
+                 ) -> tuple[np.ndarray, torch.Tensor]:
+    """One song played ``factor`` times as long: music [T, Dm] and the motion representation
+    [T, D] linearly resampled to round(T x factor) frames, the channels that are changes per
+    frame (``velocity_channels``) divided by ``factor``, the temporal indexes rebuilt from
+    the beats moved to ``beat_frames x factor``. Returns (raw conditions [T', Dm + 3], rep)."""
+    from melodance.features.temporal import temporal_indexes
+
+    T = len(music)
+    n = max(2, int(round(T * factor)))
+    src = np.minimum(np.arange(n) / factor, T - 1)
+    lo = np.floor(src).astype(np.int64)
+    hi = np.minimum(lo + 1, T - 1)
+    w = (src - lo)[:, None]
+    music_s = (1 - w) * music[lo] + w * music[hi]
+    wt = torch.from_numpy(w.astype(np.float32))
+    rep_s = (1 - wt) * rep[torch.from_numpy(lo)] + wt * rep[torch.from_numpy(hi)]
+    rep_s[:, velocity_channels] /= factor
+    temporal = temporal_indexes(n, np.asarray(beat_frames, np.float64) * factor, temporal_normalize)
+    return np.concatenate([music_s, temporal], axis=1).astype(np.float32), rep_s
+
+
+def tempo_stretched(model: VQGPTDancer, fs) -> tuple[list[np.ndarray], list[torch.Tensor]]:
+    """The training songs at each ``tempo_factors`` factor other than 1: (raw conditions,
+    representation) per song and factor."""
+    from melodance.features.motion import ROOT_VELOCITY
+
+    vel = list(range(ROOT_VELOCITY.start, ROOT_VELOCITY.stop))  # turned with the body, same indexes
+    if model.cfg.canonical:
+        vel.append(model.rep_dim - 1)  # the turn per frame
+    conds, reps = [], []
+    for factor in model.cfg.tempo_factors:
+        if factor <= 0:
+            raise InputError(f"tempo_factors must be positive, got {factor}")
+        if factor == 1.0:
+            continue
+        for name in fs.split["train"]:
+            s = fs.sequences[name]
+            rep = model.to_rep(torch.from_numpy(s.motion.astype(np.float32)))
+            c, r = stretch_song(s.music.astype(np.float32), s.beat_frames, rep, float(factor),
+                                fs.settings.temporal_normalize, vel)
+            conds.append(c)
+            reps.append(r)
+    return conds, reps
+
+
 @torch.no_grad()
 def training_tokens(model: VQGPTDancer, nm: list[torch.Tensor], conds: list[np.ndarray]
                     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -713,7 +764,9 @@ def fit(fs, cfg: VQGPTConfig | None = None,
     if tokenizer is None:
         _train_vqvae(model, motions, nm, cfg, rng, on_step)
 
-    tokens, tc = training_tokens(model, nm, conds)
+    more_conds, more_reps = tempo_stretched(model, fs)
+    tokens, tc = training_tokens(model, nm + [model.norm_motion(r).to(dev) for r in more_reps],
+                                 conds + more_conds)
     best_state = _train_gpt(model, tokens, tc, cfg, rng, _val_batch(model, fs, cfg, dev), autocast, on_step)
     model.to("cpu")
     if best_state is not None:
