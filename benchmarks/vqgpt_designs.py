@@ -44,12 +44,13 @@ KEYS = ("motion_energy_ratio", "speed_lowpass_ratio", "accel_ratio", "still_frac
 
 def load_dancer(path: str):
     """The VQGPTDancer of this script's file or of a pipeline bundle (``outputs/train/model.pt``)."""
+    from melodance.errors import InputError
     from melodance.models import vqgpt as V
     from melodance.models.bundle import DanceBundle
 
     try:
         return V.VQGPTDancer.load(path)[0]
-    except Exception:  # not this script's format: a bundle of the train stage
+    except InputError:  # not this script's format: a bundle of the train stage
         bundle = DanceBundle.load(path)
         if bundle.family != "vqgpt":
             raise SystemExit(f"{path}: a {bundle.family} bundle, not vqgpt") from None

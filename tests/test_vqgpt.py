@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from melodance.errors import InputError
 from melodance.features.config import FeaturesConfig
 from melodance.features.motion import MOTION_DIM
 from melodance.features.pipeline import FeatureSet, SequenceFeatures
@@ -129,6 +130,11 @@ def test_a_song_stretched_in_tempo_keeps_its_dance_and_moves_its_beats():
     assert torch.allclose(r[::2][:, 4], rep[:, 4] / 2)                    # half the change per frame
     assert np.allclose(c[::2, :4], music)
     assert np.flatnonzero(c[:, 4 + BEAT_FLAG]).tolist() == [6, 26, 46, 66]
+
+
+def test_tempo_factors_that_are_not_positive_are_refused_before_training():
+    with pytest.raises(InputError, match="tempo_factors must be positive"):
+        fit(synthetic_set(), VQGPTConfig(**{**TINY, "tempo_factors": [1.0, 0.0]}))
 
 
 def test_code_groups_give_several_tokens_per_step():

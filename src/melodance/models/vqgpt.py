@@ -648,28 +648,28 @@ def stretch_song(music: np.ndarray, beat_frames: np.ndarray, rep: torch.Tensor, 
     return np.concatenate([music_s, temporal], axis=1).astype(np.float32), rep_s
 
 
-def tempo_stretched(model: VQGPTDancer, fs) -> tuple[list[np.ndarray], list[torch.Tensor]]:
+def tempo_stretched(model: VQGPTDancer, fs, reps: list[torch.Tensor]
+                    ) -> tuple[list[np.ndarray], list[torch.Tensor]]:
     """The training songs at each ``tempo_factors`` factor other than 1: (raw conditions,
-    representation) per song and factor."""
+    representation) per song and factor. ``reps``: the representation of each training song
+    (``fs.split["train"]`` order), as ``fit`` made it."""
     from melodance.features.motion import ROOT_VELOCITY
 
+    bad = [f for f in model.cfg.tempo_factors if not f > 0]
+    if bad:
+        raise InputError(f"tempo_factors must be positive, got {bad}")
     vel = list(range(ROOT_VELOCITY.start, ROOT_VELOCITY.stop))  # turned with the body, same indexes
     if model.cfg.canonical:
         vel.append(model.rep_dim - 1)  # the turn per frame
-    conds, reps = [], []
-    for factor in model.cfg.tempo_factors:
-        if factor <= 0:
-            raise InputError(f"tempo_factors must be positive, got {factor}")
-        if factor == 1.0:
-            continue
-        for name in fs.split["train"]:
+    conds, stretched = [], []
+    for factor in (f for f in model.cfg.tempo_factors if f != 1.0):
+        for name, rep in zip(fs.split["train"], reps, strict=True):
             s = fs.sequences[name]
-            rep = model.to_rep(torch.from_numpy(s.motion.astype(np.float32)))
             c, r = stretch_song(s.music.astype(np.float32), s.beat_frames, rep, float(factor),
                                 fs.settings.temporal_normalize, vel)
             conds.append(c)
-            reps.append(r)
-    return conds, reps
+            stretched.append(r)
+    return conds, stretched
 
 
 @torch.no_grad()
@@ -761,10 +761,11 @@ def fit(fs, cfg: VQGPTConfig | None = None,
     nm = [model.norm_motion(r).to(dev) for r in reps]
     model.to(dev)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
+    # Before the VQ-VAE stage, so a bad tempo_factors fails at once.
+    more_conds, more_reps = tempo_stretched(model, fs, reps)
     if tokenizer is None:
         _train_vqvae(model, motions, nm, cfg, rng, on_step)
 
-    more_conds, more_reps = tempo_stretched(model, fs)
     tokens, tc = training_tokens(model, nm + [model.norm_motion(r).to(dev) for r in more_reps],
                                  conds + more_conds)
     best_state = _train_gpt(model, tokens, tc, cfg, rng, _val_batch(model, fs, cfg, dev), autocast, on_step)
