@@ -185,6 +185,26 @@ def test_fid_with_fewer_samples_than_dimensions_is_finite():
     assert abs(M.fid(gt, gt)) < 1e-4
 
 
+def test_frechet_distance_matches_the_matrix_square_root_and_stays_real_when_degenerate():
+    from scipy import linalg
+
+    rng = np.random.default_rng(6)
+    # well conditioned: the textbook formula with scipy's sqrtm of the product
+    a, b = rng.normal(size=(300, 5)), rng.normal(size=(250, 5)) @ rng.normal(size=(5, 5)) + 1.0
+    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    d = a.mean(0) - b.mean(0)
+    want = d @ d + np.trace(sa) + np.trace(sb) - 2 * np.trace(linalg.sqrtm(sa @ sb).real)
+    assert M.frechet_distance(a, b) == pytest.approx(want, rel=1e-9)
+    # a few clips of nearly collinear features (a small test split): sqrtm of the product
+    # has a complex root here; the distance is still a real number, symmetric, >= 0
+    base = rng.normal(size=(5, 69))
+    x = base + 1e-4 * rng.normal(size=(5, 69))
+    y = 1.5 * base[::-1] + 1e-4 * rng.normal(size=(5, 69))
+    f = M.frechet_distance(x, y)
+    assert np.isfinite(f) and f > 0
+    assert M.frechet_distance(y, x) == pytest.approx(f, rel=1e-6)
+
+
 def test_normalisation_guards_constant_ground_truth_dimensions():
     rng = np.random.default_rng(5)
     gt = np.column_stack([rng.normal(size=50), np.zeros(50)])

@@ -15,7 +15,6 @@ where we differ from the public implementations: ``docs/metrics.md``.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -386,20 +385,17 @@ def _angle_deg(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- FID and diversity
 
 
-def frechet_distance(
-    feats_a: np.ndarray, feats_b: np.ndarray, eps: float = 1e-6, imag_tol: float = 1e-3
-) -> float:
+def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets.
 
     ``|mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr(sqrt(S_a S_b))`` with sample
-    covariances (``ddof = 1``) and :func:`scipy.linalg.sqrtm`. When the square
-    root is not finite (near-singular covariances, common with fewer samples
-    than dimensions), ``eps`` is added to both diagonals and it is retried. A
-    complex square root whose diagonal has an imaginary part above
-    ``imag_tol`` times its largest real diagonal entry (at least ``imag_tol``)
-    means the result is numerically meaningless: ValueError.
-    Rounding can leave the result a few 1e-6 below zero for identical sets with
-    fewer samples than dimensions.
+    covariances (``ddof = 1``). ``tr(sqrt(S_a S_b))`` is computed as the sum of the
+    square roots of the eigenvalues of the symmetric ``S_a^1/2 S_b S_a^1/2`` (the same
+    eigenvalues as ``S_a S_b``), rounding's small negative ones set to 0: always real,
+    also for the singular covariances of fewer samples than dimensions, which is the
+    normal case here. (``scipy.linalg.sqrtm`` of the product, as pytorch-fid does,
+    returns complex roots there and has to be given up on.) Rounding can leave the
+    result a few 1e-6 below zero for identical sets.
 
     Args:
         feats_a: ``[N, D]`` features, ``N >= 2``.
@@ -415,30 +411,12 @@ def frechet_distance(
     mu_a, mu_b = a.mean(0), b.mean(0)
     s_a = np.atleast_2d(np.cov(a, rowvar=False))
     s_b = np.atleast_2d(np.cov(b, rowvar=False))
-    # Singular covariances (fewer sequences than dimensions) are the normal
-    # case here and make sqrtm warn; the result is checked explicitly below.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        covmean = linalg.sqrtm(s_a @ s_b)
-        if not np.all(np.isfinite(covmean)):
-            offset = np.eye(len(s_a)) * eps
-            covmean = linalg.sqrtm((s_a + offset) @ (s_b + offset))
-    if not np.all(np.isfinite(covmean)):
-        raise ValueError("covariance square root is not finite even with eps on the diagonal")
-    if np.iscomplexobj(covmean):
-        imag = float(np.max(np.abs(np.diagonal(covmean).imag)))
-        # Relative to the square root's own scale: features far from the reference (a
-        # model that stands still, in reference-standardised units) have a large
-        # covariance, and rounding leaves a proportionally larger imaginary part.
-        tol = imag_tol * max(1.0, float(np.max(np.abs(np.diagonal(covmean).real))))
-        if imag > tol:
-            raise ValueError(
-                f"covariance square root has an imaginary part of {imag:.3g} (> {tol:.3g}); "
-                "the feature sets are too degenerate for a Frechet distance"
-            )
-        covmean = covmean.real
+    w, v = linalg.eigh(s_a)
+    half_a = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    ev = linalg.eigvalsh(half_a @ s_b @ half_a)
+    tr_covmean = float(np.sqrt(np.clip(ev, 0.0, None)).sum())
     diff = mu_a - mu_b
-    return float(diff @ diff + np.trace(s_a) + np.trace(s_b) - 2.0 * np.trace(covmean))
+    return float(diff @ diff + np.trace(s_a) + np.trace(s_b) - 2.0 * tr_covmean)
 
 
 def normalize_by_reference(
@@ -463,7 +441,7 @@ def normalize_by_reference(
     return (f - mean) / scale, (r - mean) / scale
 
 
-def fid(gen_feats: np.ndarray, gt_feats: np.ndarray, eps: float = 1e-6) -> float:
+def fid(gen_feats: np.ndarray, gt_feats: np.ndarray) -> float:
     """FID of generated against ground-truth features, both standardised by the ground truth.
 
     Use it with :func:`kinetic_features` (FID_k) or :func:`geometric_features`
@@ -477,7 +455,7 @@ def fid(gen_feats: np.ndarray, gt_feats: np.ndarray, eps: float = 1e-6) -> float
         dimensionless (features are in ground-truth standard deviations).
     """
     g, r = normalize_by_reference(gen_feats, gt_feats)
-    return frechet_distance(g, r, eps=eps)
+    return frechet_distance(g, r)
 
 
 def diversity(feats: np.ndarray, ref_feats: np.ndarray | None = None) -> float:
