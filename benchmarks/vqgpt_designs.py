@@ -128,6 +128,16 @@ def main() -> int:
                 y = model.from_rep(y, start).numpy()
             rec.append(S._dance(n, y, s, fps))
         show("VQ-VAE reconstruction", rec)
+        from melodance.evaluate.realism import motion_stats
+
+        # Per song, reconstructed / real: low-passed body-centred speed and floor travel
+        # (the fast Cha-cha is where the tokens lose most, docs/models.md).
+        per_song = []
+        for r, t in zip(rec, truth, strict=True):
+            a, b = motion_stats(r.world, fps), motion_stats(t.world, fps)
+            per_song.append(f"{r.name} {a['speed_lowpass_cm_s'] / b['speed_lowpass_cm_s']:.2f}"
+                            f"/{a['root_travel_m_min'] / b['root_travel_m_min']:.2f}")
+        print("reconstruction per song, speed/travel:", " ".join(per_song), flush=True)
     sampling = {k: v for k, v in (("temperature", args.temperature), ("top_k", args.top_k)) if v is not None}
     for seed in args.seeds:
         gen = []
