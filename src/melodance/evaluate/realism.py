@@ -313,7 +313,7 @@ def distance_interval(feats_a: np.ndarray, feats_b: np.ndarray, kind: str = "kid
             ia, ib = rng.integers(0, len(a), len(a)), rng.integers(0, len(b), len(b))
             boots[i] = frechet_distance(a[ia], b[ib])
     tail = 100.0 * (1.0 - level) / 2.0
-    low, high = np.nanpercentile(boots, [tail, 100.0 - tail])
+    low, high = np.percentile(boots, [tail, 100.0 - tail])
     return Interval(float(value), float(low), float(high))
 
 
