@@ -134,9 +134,14 @@ def test_autoencoder_beats_the_mean_pose_on_the_embedded_corpus(demo_features):
                              overrides={"family": "lstm", "hidden_size": 64, "layers": 2, "code_size": 32,
                                         "dropout": 0.0})
     assert model_cfg.variant == "lstm_autoencoder"
-    cfg = load_section("train", TrainConfig, repo / "params.yaml",
-                       overrides={"batch_size": 8, "lr": 0.002, "recon_weight": 0.5})
-    result = fit(fs, model_cfg, cfg, progress=False)
+    # Three training seeds, judged by their median: one seed's result moves with the CPU's
+    # floating-point kernels (seed 0: about 55 cm on earlier machines, docs/ablations; 64 cm on an
+    # AMD EPYC without AVX-512, where seeds 1 and 2 gave 57 and 58), not whether the model learns.
+    losses = []
+    for seed in (0, 1, 2):
+        cfg = load_section("train", TrainConfig, repo / "params.yaml",
+                           overrides={"batch_size": 8, "lr": 0.002, "recon_weight": 0.5, "seed": seed})
+        losses.append(fit(fs, model_cfg, cfg, progress=False).best.val_metric_loss_per_frame)
 
     mean = np.concatenate([fs.sequences[n].motion for n in fs.split["train"]]).mean(axis=0)
     origin = np.zeros(3, np.float32)
@@ -147,8 +152,8 @@ def test_autoencoder_beats_the_mean_pose_on_the_embedded_corpus(demo_features):
         still.append(metric_loss_per_frame(pose, true) * len(true))
     frames = sum(len(fs.sequences[n].motion) for n in fs.split["val"])
     baseline = sum(still) / frames
-    model = result.best.val_metric_loss_per_frame
-    print(f"val metric_loss per frame: model {model:.1f} cm, mean pose {baseline:.1f} cm")
+    model = float(np.median(losses))
+    print(f"val metric_loss per frame: model {losses} (median {model:.1f}) cm, mean pose {baseline:.1f} cm")
     assert model < 0.9 * baseline
 
 
