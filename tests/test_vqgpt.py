@@ -146,6 +146,38 @@ def test_code_groups_give_several_tokens_per_step():
     assert out.shape == (37, MOTION_DIM) and np.isfinite(out).all()
 
 
+def test_residual_levels_refine_the_code_and_are_drawn_in_order(tmp_path):
+    torch.manual_seed(0)
+    model = fit(synthetic_set(), VQGPTConfig(**{**TINY, "code_levels": 2}))
+    motion = torch.from_numpy(synthetic_set().sequences["DANCE_W_0.0"].motion[:32])
+    x = model.norm_motion(model.to_rep(motion))
+    with torch.no_grad():
+        q, tokens, _ = model.vqvae.encode(x.unsqueeze(0))
+        coarse = model.vqvae.vq.get_codes_from_indices(tokens)[0]  # [levels, B, N, C]: level 0 alone
+    assert tokens.shape == (1, 8, 2) and tokens.max() < TINY["codes"]
+    # Level 1 codes what level 0 left: the two together are nearer the encoder's vector.
+    z = model.vqvae.encoder(x.unsqueeze(0).transpose(1, 2)).transpose(1, 2)
+    assert (z - q).norm() < (z - coarse).norm()
+    torch.testing.assert_close(model.vqvae.vq.get_output_from_indices(tokens), q, rtol=1e-5, atol=1e-5)
+    # Level 1's logits depend on this step's level-0 token.
+    h = torch.randn(1, 1, TINY["gpt_dim"])
+    with torch.no_grad():
+        a = model.gpt.logits(h, torch.tensor([[[0]]]))[0, 0, 1]
+        b = model.gpt.logits(h, torch.tensor([[[5]]]))[0, 0, 1]
+    assert not torch.allclose(a, b)
+    sampled = model.sample_tokens(model.norm_cond(torch.from_numpy(cond(40))), seed=0)
+    assert sampled.shape == (10, 2) and sampled.max() < TINY["codes"]
+    out = model.generate(cond(37), seed=1)
+    assert out.shape == (37, MOTION_DIM) and np.isfinite(out).all()
+    model.save(tmp_path / "m.pt")
+    np.testing.assert_array_equal(VQGPTDancer.load(tmp_path / "m.pt")[0].generate(cond(37), seed=1), out)
+
+
+def test_code_levels_with_code_groups_are_refused():
+    with pytest.raises(InputError, match="code_levels must be at least 1, and 1 when code_groups > 1"):
+        VQGPTDancer(VQGPTConfig(**{**TINY, "code_levels": 2, "code_groups": 2}), COND, MOTION_DIM)
+
+
 def test_a_model_saved_before_the_canonical_representation_loads_as_world_axes():
     assert saved_config({"codes": 16}).canonical is False
     assert VQGPTConfig().canonical is True

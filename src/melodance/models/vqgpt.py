@@ -55,6 +55,11 @@ class VQGPTConfig:
     codes: int = 512              # codebook size (of each group)
     code_dim: int = 64            # token vector size (all groups together)
     code_groups: int = 1          # tokens per step, each from its own codebook (Bailando: 2, upper/lower)
+    # Residual quantisers per step (RVQ, as in SoundStream and MoMask): level l codes what the
+    # levels before it left of the token vector, so a step carries code_levels x log2(codes)
+    # bits while level 0 alone still says the move. The GPT draws a step's levels in order,
+    # each given the ones before it. Not together with code_groups > 1.
+    code_levels: int = 1
     canonical: bool = True        # tokens see the pose facing one way, the turning as a rate (see below)
     vq_width: int = 192           # conv channels of the VQ-VAE
     vq_window: int = 64           # frames per VQ-VAE training window
@@ -95,6 +100,11 @@ class VQGPTConfig:
     seed: int = 0
     rigid_bones: list = field(default_factory=lambda: [[3, 4], [4, 5], [12, 13], [13, 14],
                                                        [7, 8], [8, 9], [16, 17], [17, 18]])
+
+
+def tokens_per_step(cfg: VQGPTConfig) -> int:
+    """Tokens the VQ-VAE gives each step (``down`` frames): code groups or residual levels."""
+    return cfg.code_groups * cfg.code_levels
 
 
 N_JOINTS = 23
@@ -180,7 +190,7 @@ class MotionVQVAE(nn.Module):
 
     def __init__(self, cfg: VQGPTConfig, motion_dim: int):
         super().__init__()
-        from vector_quantize_pytorch import VectorQuantize
+        from vector_quantize_pytorch import ResidualVQ, VectorQuantize
 
         w, n_down = cfg.vq_width, int(round(math.log2(cfg.down)))
         if 2 ** n_down != cfg.down:
@@ -198,14 +208,20 @@ class MotionVQVAE(nn.Module):
         # Groups: the token vector is cut into `code_groups` parts, each quantised by its
         # own codebook, so a step carries code_groups x log2(codes) bits (one codebook of
         # 512 codes every 4 frames left 12 cm of reconstruction error on the real data).
-        g = cfg.code_groups
+        g, levels = cfg.code_groups, cfg.code_levels
         if g < 1 or cfg.code_dim % g:
             raise InputError(f"code_groups must divide code_dim ({cfg.code_dim}), got {g}")
-        self.groups = g
-        self.vq = VectorQuantize(dim=cfg.code_dim, codebook_size=cfg.codes, decay=0.99,
-                                 kmeans_init=True, kmeans_iters=10, threshold_ema_dead_code=0.2,
-                                 commitment_weight=0.25, heads=g, codebook_dim=cfg.code_dim // g,
-                                 separate_codebook_per_head=g > 1)
+        if levels < 1 or (levels > 1 and g > 1):
+            raise InputError(f"code_levels must be at least 1, and 1 when code_groups > 1; "
+                             f"got code_levels {levels}, code_groups {g}")
+        self.groups, self.residual = g * levels, levels > 1
+        vq_args = dict(codebook_size=cfg.codes, decay=0.99, kmeans_init=True, kmeans_iters=10,
+                       threshold_ema_dead_code=0.2, commitment_weight=0.25)
+        if self.residual:
+            self.vq = ResidualVQ(dim=cfg.code_dim, num_quantizers=levels, **vq_args)
+        else:
+            self.vq = VectorQuantize(dim=cfg.code_dim, heads=g, codebook_dim=cfg.code_dim // g,
+                                     separate_codebook_per_head=g > 1, **vq_args)
         dec = [nn.Conv1d(cfg.code_dim, w, 3, padding=1), _res_block(w, 3), _res_block(w, 1)]
         for _ in range(n_down):
             # Nearest repeat + conv, not a transposed conv: no checkerboard jitter.
@@ -215,17 +231,19 @@ class MotionVQVAE(nn.Module):
         self.decoder = nn.Sequential(*dec)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x [B, T, D] -> (quantised [B, N, C], tokens [B, N, groups], commitment loss)."""
+        """x [B, T, D] -> (quantised [B, N, C], tokens [B, N, groups or levels], commitment loss)."""
         z = self.encoder(x.transpose(1, 2)).transpose(1, 2)
         q, idx, commit = self.vq(z)
-        return q, (idx if self.groups > 1 else idx.unsqueeze(-1)), commit.sum()
+        return q, (idx if idx.ndim == 3 else idx.unsqueeze(-1)), commit.sum()
 
     def decode_codes(self, q: torch.Tensor) -> torch.Tensor:
         """[B, N, C] -> [B, N * down, D]."""
         return self.decoder(q.transpose(1, 2)).transpose(1, 2)
 
     def decode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """[B, N, groups] (or [B, N] with one group) -> [B, N * down, D]."""
+        """[B, N, groups or levels] (or [B, N] with one) -> [B, N * down, D]."""
+        if self.residual:
+            return self.decode_codes(self.vq.get_output_from_indices(tokens))
         if tokens.ndim == 3 and self.groups == 1:
             tokens = tokens[..., 0]
         return self.decode_codes(self.vq.get_codes_from_indices(tokens))
@@ -294,9 +312,18 @@ class MusicGPT(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.gpt_dim
-        self.groups = g = cfg.code_groups
+        self.groups = g = tokens_per_step(cfg)
         # One table for all groups (+ 1 code each: start of song); a step's input is the sum
         # of its groups' embeddings, and the head gives logits for every group.
+        # Residual levels are chained: level l's logits also see this step's tokens of the
+        # levels before it (teacher-forced in training, drawn first in generation), through
+        # a small MLP added to the hidden state, since a fine level's code means something
+        # only beside the coarse one it refines.
+        self.chained = cfg.code_levels > 1
+        if self.chained:
+            self.cur = nn.Embedding(g * cfg.codes, d)
+            self.level_mlp = nn.ModuleList(nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
+                                           for _ in range(g - 1))
         self.tok = nn.Embedding(g * (cfg.codes + 1), d)
         self.register_buffer("tok_offset", torch.arange(g) * (cfg.codes + 1), persistent=False)
         # Music per token: the `down` frames of conditions flattened, then a
@@ -315,9 +342,21 @@ class MusicGPT(nn.Module):
         """Tokens [..., groups] -> summed embeddings [..., d]."""
         return self.tok(tokens + self.tok_offset).sum(-2)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Hidden states [..., d] -> logits [..., groups, codes]."""
-        return self.head(self.ln(x)).unflatten(-1, (self.groups, self.cfg.codes))
+    def logits(self, x: torch.Tensor, current: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states [..., d] -> logits [..., groups, codes].
+
+        Chained levels: logits [..., k, codes] of the first k = 1 + current.shape[-1] levels,
+        given this step's tokens ``current`` [..., k - 1] of the levels before (None: level 0).
+        """
+        h, codes = self.ln(x), self.cfg.codes
+        if not self.chained:
+            return self.head(h).unflatten(-1, (self.groups, codes))
+        w, b = self.head.weight.view(self.groups, codes, -1), self.head.bias.view(self.groups, codes)
+        out, below = [F.linear(h, w[0], b[0])], 0
+        for lv in range(1, 1 + (0 if current is None else current.shape[-1])):
+            below = below + self.cur(current[..., lv - 1] + (lv - 1) * codes)
+            out.append(F.linear(h + self.level_mlp[lv - 1](h + below), w[lv], b[lv]))
+        return torch.stack(out, dim=-2)
 
     def pad_cond(self, cond: torch.Tensor) -> torch.Tensor:
         """Normalised conditions [B, T, Dc] -> with ``music_lookahead`` tokens of zeros each side."""
@@ -331,9 +370,11 @@ class MusicGPT(nn.Module):
         la = self.cfg.music_lookahead
         return m[:, la:m.shape[1] - la] + F.gelu(self.music_conv(m.transpose(1, 2))).transpose(1, 2)
 
-    def forward(self, prev_tokens: torch.Tensor, music: torch.Tensor) -> torch.Tensor:
+    def forward(self, prev_tokens: torch.Tensor, music: torch.Tensor,
+                target: torch.Tensor | None = None) -> torch.Tensor:
         """prev_tokens [B, n, groups] (tokens before each position; [B, n] with one group),
-        music [B, n, d] -> logits [B, n, groups, codes]."""
+        music [B, n, d] -> logits [B, n, groups, codes]. Chained levels need ``target``
+        [B, n, levels], the tokens at each position (the later levels see the earlier ones)."""
         if prev_tokens.ndim == 2:
             prev_tokens = prev_tokens.unsqueeze(-1)
         n = prev_tokens.shape[1]
@@ -344,12 +385,16 @@ class MusicGPT(nn.Module):
         rope = rope_table(pos, self.cfg.gpt_dim // self.cfg.gpt_heads)
         for blk in self.blocks:
             x = blk(x, rope, mask)
-        return self.logits(x)
+        if not self.chained:
+            return self.logits(x)
+        if target is None:
+            raise ValueError("chained code levels: forward needs the target tokens")
+        return self.logits(x, (target if target.ndim == 3 else target.unsqueeze(-1))[..., :-1])
 
-    def step(self, prev_token: torch.Tensor, music: torch.Tensor, pos: int,
-             caches: list[dict], rope: tuple | None = None) -> torch.Tensor:
-        """One position with the rolling cache: prev_token [groups], music [d] -> logits
-        [groups, codes].
+    def hidden_step(self, prev_token: torch.Tensor, music: torch.Tensor, pos: int,
+                    caches: list[dict], rope: tuple | None = None) -> torch.Tensor:
+        """One position with the rolling cache: prev_token [groups], music [d] -> the last
+        block's output [1, 1, d] (``logits`` turns it into logits).
 
         ``rope``: this position's rows of a precomputed ``rope_table`` (saves recomputing it).
         """
@@ -358,7 +403,12 @@ class MusicGPT(nn.Module):
             rope = rope_table(torch.tensor([pos]), self.cfg.gpt_dim // self.cfg.gpt_heads)
         for blk, cache in zip(self.blocks, caches, strict=True):
             x = blk(x, rope, None, cache, self.cfg.context)
-        return self.logits(x)[0, 0]
+        return x
+
+    def step(self, prev_token: torch.Tensor, music: torch.Tensor, pos: int,
+             caches: list[dict], rope: tuple | None = None) -> torch.Tensor:
+        """``hidden_step``'s logits [groups, codes] (chained levels: level 0's only)."""
+        return self.logits(self.hidden_step(prev_token, music, pos, caches, rope))[0, 0]
 
 
 class VQGPTDancer(nn.Module):
@@ -442,22 +492,30 @@ class VQGPTDancer(nn.Module):
         gen = torch.Generator().manual_seed(int(seed))
         music = self.gpt.music_embedding(self.gpt.pad_cond(cond.unsqueeze(0)))[0]  # [N, d]
         N = music.shape[0]
-        start = torch.full((c.code_groups,), c.codes, dtype=torch.long)
-        prev = [start] + ([] if prefix is None else list(prefix.long().view(-1, c.code_groups)))
+        g = tokens_per_step(c)
+        start = torch.full((g,), c.codes, dtype=torch.long)
+        prev = [start] + ([] if prefix is None else list(prefix.long().view(-1, g)))
         caches: list[dict] = [{} for _ in self.gpt.blocks]
         out = []
         cos, sin = rope_table(torch.arange(N), c.gpt_dim // c.gpt_heads)
-        for i in range(N):
-            logits = self.gpt.step(prev[i], music[i], i, caches, (cos[i:i + 1], sin[i:i + 1]))
-            if i + 1 < len(prev):  # still inside the prefix: its tokens are given
-                out.append(prev[i + 1])
-                continue
+        def draw(logits: torch.Tensor) -> torch.Tensor:  # [k, codes] -> [k]
             logits = logits / max(temperature, 1e-6)
             if top_k and top_k < logits.shape[-1]:
                 kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
                 logits = logits.masked_fill(logits < kth, -float("inf"))
-            # The groups of a step are drawn independently given everything before it.
-            tok = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=gen)[:, 0]
+            return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=gen)[:, 0]
+
+        for i in range(N):
+            h = self.gpt.hidden_step(prev[i], music[i], i, caches, (cos[i:i + 1], sin[i:i + 1]))
+            if i + 1 < len(prev):  # still inside the prefix: its tokens are given
+                out.append(prev[i + 1])
+                continue
+            if self.gpt.chained:  # level by level, each given the ones drawn before it
+                tok = draw(self.gpt.logits(h)[0, 0])
+                while len(tok) < g:
+                    tok = torch.cat([tok, draw(self.gpt.logits(h, tok.view(1, 1, -1))[0, 0, -1:])])
+            else:  # the groups of a step are drawn independently given everything before it
+                tok = draw(self.gpt.logits(h)[0, 0])
             prev.append(tok)
             out.append(tok)
         return torch.stack(out[:N])
@@ -556,7 +614,7 @@ def _token_batch(tokens: list[torch.Tensor], conds: list[torch.Tensor], cfg: VQG
     [n, L, groups], padded conditions, targets [n, L, groups])."""
     L, d = 2 * cfg.context, cfg.down
     which, starts = _windows([np.zeros(len(t)) for t in tokens], L, rng, n)
-    start_tok = torch.full((1, cfg.code_groups), cfg.codes, dtype=torch.long, device=tokens[0].device)
+    start_tok = torch.full((1, tokens_per_step(cfg)), cfg.codes, dtype=torch.long, device=tokens[0].device)
     prev, music_in, target = [], [], []
     for i, s in zip(which, starts, strict=True):
         t = tokens[i]
@@ -621,7 +679,7 @@ def _val_batch(model: VQGPTDancer, fs, cfg: VQGPTConfig, dev: torch.device):
 def _token_loss(model: VQGPTDancer, batch, cfg: VQGPTConfig, autocast) -> torch.Tensor:
     prev, music_in, target = batch
     with autocast:
-        logits = model.gpt(prev, model.gpt.music_embedding(music_in))
+        logits = model.gpt(prev, model.gpt.music_embedding(music_in), target)
     return F.cross_entropy(logits.float().reshape(-1, cfg.codes), target.reshape(-1))
 
 
@@ -695,7 +753,7 @@ def _train_gpt(model: VQGPTDancer, tokens: list[torch.Tensor], nc: list[torch.Te
                cfg: VQGPTConfig, rng: np.random.Generator, val_batch, autocast, on_step) -> dict | None:
     """Stage 2: the GPT on windows of 2 x context tokens, cut anywhere; returns the state with
     the lowest validation token loss (checked every 50 steps), None without validation."""
-    used = sum(torch.cat(tokens)[:, g].unique().numel() for g in range(cfg.code_groups))
+    used = sum(torch.cat(tokens)[:, g].unique().numel() for g in range(tokens_per_step(cfg)))
     best_val, best_step, best_state = float("inf"), 0, None
     opt = torch.optim.AdamW(model.gpt.parameters(), lr=cfg.lr, weight_decay=0.01)
     model.gpt.train()
