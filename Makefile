@@ -31,8 +31,11 @@ demo: setup
 	@echo "Runs: mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db, then http://127.0.0.1:5000/#/experiments/1/runs"
 	@echo "git status shows dvc.lock changed: commit it (README, Quick start)"
 
+# Two processes, whole files to each (module fixtures such as tests/test_readme.py's demo
+# run once): the slow tests train on one torch thread, so the second core was idle.
+TEST_WORKERS ?= 2
 test: setup
-	pytest -q
+	pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 lint: setup
 	ruff check src tests benchmarks

@@ -91,3 +91,10 @@ def tiny_bundle(tiny_features, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "model.pt"
     DanceBundle(result.model, fs.normalizers, fs.meta).save(path)
     return path
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Files with slow tests first (longest job first): under ``make test``'s two processes
+    (pytest-xdist, whole files to each), a long file started last would run alone at the end."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)   # stable: order within a file kept
