@@ -33,9 +33,12 @@ demo: setup
 
 # Two processes, whole files to each (module fixtures such as tests/test_readme.py's demo
 # run once): the slow tests train on one torch thread, so the second core was idle.
+# --no-loadscope-reorder keeps tests/conftest.py's order (files with slow tests first);
+# xdist's own puts files with many tests first, which left tests/test_pipeline.py (3
+# tests, 20 min) to run alone at the end.
 TEST_WORKERS ?= 2
 test: setup
-	pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
+	pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: setup
 	ruff check src tests benchmarks
