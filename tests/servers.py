@@ -73,8 +73,10 @@ def wait_until(ready, what: str, timeout_s: float, log: Path | None = None,
     raise RuntimeError(f"{what} {state}; log {log}:\n{tail}")
 
 
-def http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as r:
+def http_ok(url: str, timeout_s: float = 60) -> bool:
+    # Generous: a server's first page can take seconds on a machine busy with other tests
+    # (CI failed once on a 2 s limit), and a refused connection still fails at once.
+    with urllib.request.urlopen(url, timeout=timeout_s) as r:
         return r.status == 200
 
 

@@ -503,7 +503,7 @@ def test_answers_carry_no_absolute_paths_and_head_never_renders(page, synth_corp
     # A client that leaves in the middle of a download: no traceback in the server's log.
     u = urlsplit(url)
     for _ in range(5):
-        s = socket.create_connection((u.hostname, u.port), timeout=10)
+        s = socket.create_connection((u.hostname, u.port), timeout=60)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.sendall(f"GET {base}/audio.wav HTTP/1.1\r\nHost: {u.netloc}\r\n\r\n".encode())
         s.recv(100)
