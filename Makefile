@@ -36,8 +36,11 @@ demo: setup
 # --no-loadscope-reorder keeps tests/conftest.py's order (files with slow tests first);
 # xdist's own puts files with many tests first, which left tests/test_pipeline.py (3
 # tests, 20 min) to run alone at the end.
+# One BLAS/OpenMP thread per process: two workers already fill both cores, and a second
+# thread in each (torch, OpenBLAS) only waits for the core the other worker holds.
 TEST_WORKERS ?= 2
 test: setup
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: setup
