@@ -15,7 +15,6 @@ from melodance.models.vqgpt import (
     FORMAT,
     VQGPTConfig,
     VQGPTDancer,
-    _corrupt,
     fit,
     from_canonical,
     heading,
@@ -136,30 +135,6 @@ def test_a_song_stretched_in_tempo_keeps_its_dance_and_moves_its_beats():
 def test_tempo_factors_that_are_not_positive_are_refused_before_training():
     with pytest.raises(InputError, match="tempo_factors must be positive"):
         fit(synthetic_set(), VQGPTConfig(**{**TINY, "tempo_factors": [1.0, 0.0]}))
-
-
-def test_token_noise_replaces_that_share_of_input_tokens_never_the_targets():
-    torch.manual_seed(0)
-    cfg = VQGPTConfig(**{**TINY, "codes": 512, "token_noise": 0.3})
-    prev = torch.randint(0, 512, (64, 32, 1))
-    prev[:, 0] = 512                                    # the start token
-    target = torch.randint(0, 512, (64, 32, 1))
-    music = torch.zeros(64, 10, 3)
-    noisy, m, t = _corrupt((prev, music, target), cfg)
-    changed = (noisy != prev).float()
-    assert 0.25 < changed[:, 1:].mean().item() < 0.32   # 0.3 x 511/512 of them differ
-    assert torch.equal(noisy[:, 0], prev[:, 0]) and t is target and m is music
-    assert int(noisy.max()) == 512 and int(noisy[:, 1:].max()) < 512
-    with pytest.raises(InputError, match="token_noise must be in"):
-        fit(synthetic_set(), VQGPTConfig(**{**TINY, "token_noise": 1.0}))
-
-
-def test_token_noise_zero_leaves_training_as_it_was(model):
-    same = fit(synthetic_set(), VQGPTConfig(**{**TINY, "token_noise": 0.0}))
-    noisy = fit(synthetic_set(), VQGPTConfig(**{**TINY, "token_noise": 0.5}))
-    w = model.state_dict()["gpt.head.weight"]
-    assert torch.equal(same.state_dict()["gpt.head.weight"], w)
-    assert not torch.equal(noisy.state_dict()["gpt.head.weight"], w)
 
 
 def test_code_groups_give_several_tokens_per_step():

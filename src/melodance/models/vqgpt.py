@@ -85,10 +85,6 @@ class VQGPTConfig:
     # factors (music, beats and dance stretched together; 1.1: 10 % slower): the same
     # dance at another tempo, so it sees that denser beats go with faster motion.
     tempo_factors: list = field(default_factory=lambda: [0.9, 1.0, 1.1])
-    # Share of the GPT's input tokens (the dance so far) replaced by random codes in
-    # training, as T2M-GPT does: sampling feeds the GPT its own imperfect tokens, and a
-    # history that cannot be trusted makes it listen to the music. 0: the plain teacher forcing.
-    token_noise: float = 0.0
     batch: int = 32
     lr: float = 3e-4
     # The kept run on the real data (docs/models.md, vqgpt-best) stopped on time budgets
@@ -753,15 +749,6 @@ def training_tokens(model: VQGPTDancer, nm: list[torch.Tensor], conds: list[np.n
     return tokens, padded
 
 
-def _corrupt(batch, cfg: VQGPTConfig):
-    """The batch with each input token but the start token replaced, with probability
-    ``token_noise``, by a code drawn uniformly (the targets stay as they are)."""
-    prev, music_in, target = batch
-    hit = (torch.rand(prev.shape, device=prev.device) < cfg.token_noise) & (prev < cfg.codes)
-    noise = torch.randint(0, cfg.codes, prev.shape, device=prev.device)
-    return torch.where(hit, noise, prev), music_in, target
-
-
 def _train_gpt(model: VQGPTDancer, tokens: list[torch.Tensor], nc: list[torch.Tensor],
                cfg: VQGPTConfig, rng: np.random.Generator, val_batch, autocast, on_step) -> dict | None:
     """Stage 2: the GPT on windows of 2 x context tokens, cut anywhere; returns the state with
@@ -774,10 +761,7 @@ def _train_gpt(model: VQGPTDancer, tokens: list[torch.Tensor], nc: list[torch.Te
     for step in range(1, cfg.gpt_steps + 1):
         for g in opt.param_groups:
             g["lr"] = cfg.lr * min(1.0, step / 200)  # warm-up
-        batch = _token_batch(tokens, nc, cfg, rng, cfg.batch)
-        if cfg.token_noise > 0:
-            batch = _corrupt(batch, cfg)
-        loss = _token_loss(model, batch, cfg, autocast)
+        loss = _token_loss(model, _token_batch(tokens, nc, cfg, rng, cfg.batch), cfg, autocast)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.gpt.parameters(), 1.0)
@@ -818,8 +802,6 @@ def fit(fs, cfg: VQGPTConfig | None = None,
     sensitive); the model comes back on the CPU, where it samples.
     """
     cfg = cfg or VQGPTConfig()
-    if not 0 <= cfg.token_noise < 1:
-        raise InputError(f"token_noise must be in [0, 1), got {cfg.token_noise}")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     train = song_arrays(fs, "train")
