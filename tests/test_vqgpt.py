@@ -183,6 +183,24 @@ def test_a_model_saved_before_the_canonical_representation_loads_as_world_axes()
     assert VQGPTConfig().canonical is True
 
 
+def test_the_decoder_loss_matches_limb_spans_beside_the_bones(model):
+    """Shoulder-wrist and hip-ankle distances join the rigid bones in the length loss, so an
+    arm that reaches less far than the real one costs, though its bones keep their length."""
+    assert saved_config({"codes": 16}).limb_spans == []           # saved before the option
+    cfg = model.cfg
+    assert len(model.bone_mean) == len(cfg.rigid_bones) + len(cfg.limb_spans) == 12
+    arm = torch.zeros(1, MOTION_DIM)
+    x, y = slice(0, 23), slice(23, 46)
+    arm[0, x][[3, 4, 5]] = torch.tensor([0.0, 30.0, 41.0])          # shoulder, elbow, wrist in a line
+    bent = arm.clone()
+    bent[0, x][5], bent[0, y][5] = 30.0, 11.0                       # forearm turned up: same bone lengths
+    a, b = model.bone_lengths(arm)[0], model.bone_lengths(bent)[0]
+    torch.testing.assert_close(a[:len(cfg.rigid_bones)], b[:len(cfg.rigid_bones)])
+    span = len(cfg.rigid_bones) + cfg.limb_spans.index([3, 5])
+    assert a[span].item() == pytest.approx(41.0)
+    assert b[span].item() == pytest.approx((30 ** 2 + 11 ** 2) ** 0.5)
+
+
 def test_same_seed_same_dance_other_seed_other_dance(model):
     c = cond(200)
     a, b = model.generate(c, seed=3), model.generate(c, seed=3)

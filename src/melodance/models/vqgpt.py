@@ -65,7 +65,9 @@ class VQGPTConfig:
     vq_window: int = 64           # frames per VQ-VAE training window
     vel_weight: float = 1.0       # decoder loss on frame-to-frame differences
     acc_weight: float = 1.0       # ... on second differences
-    bone_weight: float = 0.5      # ... on rigid bone lengths (normalised by the data's spread)
+    # ... on the rigid bones' lengths and the limb spans (normalised by the data's spread):
+    # 0.75 keeps the bones' share of 0.5 from before the spans (8 of 12 lengths); 1.5 was worse
+    bone_weight: float = 0.75
     # Weight of the turn-per-frame channel (canonical only) against each pose channel in the
     # decoder's position loss. Turning carries much of a ballroom dancer's body-centred
     # speed (arms swing round with the body); at weight 1 the decoder smoothed the fast
@@ -100,6 +102,11 @@ class VQGPTConfig:
     seed: int = 0
     rigid_bones: list = field(default_factory=lambda: [[3, 4], [4, 5], [12, 13], [13, 14],
                                                        [7, 8], [8, 9], [16, 17], [17, 18]])
+    # Joint pairs across a bent joint (shoulder-wrist, hip-ankle, both sides) whose distance
+    # the decoder's loss matches with the bones': rigid bones alone let it shorten the arms'
+    # reach (bent elbows) and the legs' bends, which made most of KID_g (docs/models.md,
+    # "Limb spans").
+    limb_spans: list = field(default_factory=lambda: [[3, 5], [12, 14], [7, 9], [16, 18]])
 
 
 def tokens_per_step(cfg: VQGPTConfig) -> int:
@@ -116,9 +123,11 @@ shoulders (data.skeleton)."""
 
 def saved_config(d: dict) -> VQGPTConfig:
     """The VQGPTConfig a saved model holds. Models saved before ``canonical`` existed
-    modelled world-axis motion: a saved config without the key means False."""
+    modelled world-axis motion: a saved config without the key means False; before
+    ``limb_spans``, none."""
     names = {f.name for f in fields(VQGPTConfig)}
-    return VQGPTConfig(**{"canonical": False, **{k: v for k, v in d.items() if k in names}})
+    return VQGPTConfig(**{"canonical": False, "limb_spans": [],
+                          **{k: v for k, v in d.items() if k in names}})
 
 
 def heading(motion: torch.Tensor) -> torch.Tensor:
@@ -425,8 +434,9 @@ class VQGPTDancer(nn.Module):
         for name, dim in (("motion_mean", rep_dim), ("motion_std", rep_dim),
                           ("cond_mean", cond_dim), ("cond_std", cond_dim)):
             self.register_buffer(name, torch.zeros(dim) if "mean" in name else torch.ones(dim))
-        self.register_buffer("bone_mean", torch.ones(len(cfg.rigid_bones)))  # cm
-        self.register_buffer("bone_std", torch.ones(len(cfg.rigid_bones)))
+        n_lengths = len(cfg.rigid_bones) + len(cfg.limb_spans)
+        self.register_buffer("bone_mean", torch.ones(n_lengths))  # cm
+        self.register_buffer("bone_std", torch.ones(n_lengths))
         # Per-channel weights of the position loss (training only, not saved), mean 1.
         w = torch.ones(rep_dim)
         if cfg.canonical:
@@ -452,9 +462,10 @@ class VQGPTDancer(nn.Module):
 
     def bone_lengths(self, motion_raw: torch.Tensor) -> torch.Tensor:
         """Raw motion features or their representation [..., 72+] (joints coordinate-major, cm)
-        -> rigid bone lengths [..., n] (a turn about the vertical keeps them)."""
+        -> lengths of the rigid bones, then of the limb spans [..., n] (a turn about the
+        vertical keeps them)."""
         j = motion_raw[..., :3 * N_JOINTS].unflatten(-1, (3, N_JOINTS)).transpose(-1, -2)  # [..., 23, 3]
-        b = torch.tensor(self.cfg.rigid_bones, device=motion_raw.device)
+        b = torch.tensor(self.cfg.rigid_bones + self.cfg.limb_spans, device=motion_raw.device)
         return (j[..., b[:, 0], :] - j[..., b[:, 1], :]).norm(dim=-1)
 
     # -- losses ------------------------------------------------------------------------------
