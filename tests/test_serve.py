@@ -5,16 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from servers import free_port, http_ok, wait_until
 
 
 @pytest.fixture
@@ -55,12 +55,6 @@ def test_champion_moves_only_to_a_better_model(trained):
         promote("99")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _post(url: str, payload) -> tuple[int, dict]:
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -81,7 +75,7 @@ def test_scoring_server_song_features_and_bad_requests(trained, real_data, mlflo
     # The 2-epoch model stands still, so the gate keeps it out; a person promotes it to serve it.
     promote(register(trained["run_id"], {**trained["metrics"], "gate_score": float("inf"),
                                          "gate_failed": ["stands still"]}).version)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_store)
     log = open(tmp_path / "server.log", "w")
     # `melodance serve` as installed (MLflow's scoring app behind the guard, uvicorn in
@@ -92,15 +86,7 @@ def test_scoring_server_song_features_and_bad_requests(trained, real_data, mlflo
         env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if urllib.request.urlopen(base + "/ping", timeout=60).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("scoring server did not start:\n" + (tmp_path / "server.log").read_text())
+        wait_until(lambda: http_ok(base + "/ping"), "scoring server", 120, tmp_path / "server.log", server)
 
         seq = read_sequence(real_data / "DANCE_C_2")
         start_s, duration_s = seq.start_frame / 25, seq.span_frames / 25
@@ -141,7 +127,7 @@ def test_scoring_server_song_features_and_bad_requests(trained, real_data, mlflo
             assert 400 <= code < 500, (name, code, out)
             assert set(out) == {"error"} and out["error"], (name, out)
             assert len(json.dumps(out)) < 1000, name  # never the request echoed back
-        assert urllib.request.urlopen(base + "/ping", timeout=60).status == 200  # still up
+        assert http_ok(base + "/ping")  # still up
     finally:
         server.terminate()
         server.wait(timeout=30)
